@@ -1,0 +1,1 @@
+//! Seattle wire protocols and file formats.

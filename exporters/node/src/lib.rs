@@ -1,0 +1,1 @@
+//! Library code of `seattle_node_exporter`; `main.rs` is only glue.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("seattle_node_exporter: not built yet");
+}

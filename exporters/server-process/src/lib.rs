@@ -1,0 +1,1 @@
+//! Library code of `seattle_process_exporter`; `main.rs` is only glue.

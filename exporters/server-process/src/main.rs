@@ -1,0 +1,3 @@
+fn main() {
+    println!("seattle_process_exporter: not built yet");
+}

@@ -1,0 +1,1 @@
+//! Library code of `seattle_updatesite_exporter`; `main.rs` is only glue.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("seattle_updatesite_exporter: not built yet");
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("seattle_zenodotus_exporter: not built yet");
+}

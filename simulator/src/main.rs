@@ -1,0 +1,3 @@
+fn main() {
+    println!("seattle_simulator: not built yet");
+}
