@@ -1,0 +1,1 @@
+//! Advertise service (SEATTLE.md C, D).

@@ -1,0 +1,1 @@
+//! Node manager (SEATTLE.md B).
