@@ -1,1 +1,5 @@
 //! Library code of `seattle_process_exporter`; `main.rs` is only glue.
+
+pub mod collector;
+pub mod config;
+pub mod proc_scan;

@@ -1,0 +1,525 @@
+//! Configuration: process groups and filesystem expectations, from a YAML file
+//! and/or built-in profiles.
+//!
+//! ```yaml
+//! process_groups:
+//!   - name: backend
+//!     match:
+//!       cmdline: '(^|[\s/])backend_daemon\.py(\s|$)'   # regex over argv joined by spaces
+//!       # comm: [apache2, nginx]                        # any of these command names
+//!       # exe: [/usr/sbin/mysqld]                       # executable path or argv[0]
+//!       # user: ch                                      # name or numeric uid
+//!     min: 1
+//!     max: 1
+//!     listen: ["127.0.0.1:8020"]
+//! filesystems:
+//!   expected_mountpoints: [/, /var/lib/mysql]
+//!   stat_timeout_seconds: 1
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// One group of processes, ready to match.
+#[derive(Debug, Clone)]
+pub struct ProcessGroup {
+    pub name: String,
+    pub matcher: Matcher,
+    pub min: u64,
+    pub max: Option<u64>,
+    pub listen: Vec<SocketAddr>,
+}
+
+/// What a process must have to belong to a group; every given condition must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    /// Any of these `comm` values (the kernel's 15-byte command name).
+    pub comm: Vec<String>,
+    /// Any of these paths, as the executable or as argv[0].
+    pub exe: Vec<String>,
+    /// Regex over the command line, arguments joined by single spaces.
+    pub cmdline: Option<Regex>,
+    pub uid: Option<u32>,
+}
+
+impl Matcher {
+    /// Whether matching needs the command line (argv) of a process.
+    pub fn needs_cmdline(&self) -> bool {
+        self.cmdline.is_some() || !self.exe.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FilesystemConfig {
+    pub expected_mountpoints: Vec<String>,
+    pub stat_timeout: Duration,
+}
+
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        FilesystemConfig {
+            expected_mountpoints: Vec::new(),
+            stat_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub process_groups: Vec<ProcessGroup>,
+    pub filesystems: FilesystemConfig,
+}
+
+/// A configuration error that names where it is: file, line and field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: u64,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: field `{}`: {}",
+            self.file, self.line, self.field, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    process_groups: Vec<RawGroup>,
+    #[serde(default)]
+    filesystems: Option<RawFilesystems>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: Spanned<String>,
+    #[serde(rename = "match")]
+    matcher: Spanned<RawMatch>,
+    #[serde(default)]
+    min: Option<Spanned<u64>>,
+    #[serde(default)]
+    max: Option<Spanned<u64>>,
+    #[serde(default)]
+    listen: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    comm: Vec<String>,
+    #[serde(default)]
+    exe: Vec<String>,
+    #[serde(default)]
+    cmdline: Option<Spanned<String>>,
+    #[serde(default)]
+    user: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilesystems {
+    #[serde(default)]
+    expected_mountpoints: Vec<String>,
+    #[serde(default)]
+    stat_timeout_seconds: Option<Spanned<f64>>,
+}
+
+/// Reads and validates a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&file, &text)
+}
+
+/// Parses and validates config text; `file` only labels errors.
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+    let err = |line: u64, field: String, message: String| ConfigError {
+        file: file.to_string(),
+        line,
+        field,
+        message,
+    };
+    if text.trim().is_empty() {
+        return Ok(Config::default());
+    }
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line()).unwrap_or(0);
+        let message = first_line(&e.to_string());
+        err(line, field_of_serde_message(&message), message)
+    })?;
+
+    let mut config = Config::default();
+    for (i, g) in raw.process_groups.into_iter().enumerate() {
+        let at = |f: &str| format!("process_groups[{i}].{f}");
+        let name = g.name.value.trim().to_string();
+        if name.is_empty() {
+            return Err(err(g.name.referenced.line(), at("name"), "empty".into()));
+        }
+        if config.process_groups.iter().any(|p| p.name == name) {
+            return Err(err(
+                g.name.referenced.line(),
+                at("name"),
+                format!("duplicate group name {name:?}"),
+            ));
+        }
+        let m = g.matcher.value;
+        let cmdline = match m.cmdline {
+            Some(c) => Some(Regex::new(&c.value).map_err(|e| {
+                err(
+                    c.referenced.line(),
+                    at("match.cmdline"),
+                    format!("invalid regex: {}", one_line(&e.to_string())),
+                )
+            })?),
+            None => None,
+        };
+        if m.comm.is_empty() && m.exe.is_empty() && cmdline.is_none() {
+            return Err(err(
+                g.matcher.referenced.line(),
+                at("match"),
+                "needs at least one of comm, exe, cmdline".into(),
+            ));
+        }
+        let uid = match m.user {
+            Some(u) => Some(resolve_user(&u.value).ok_or_else(|| {
+                err(
+                    u.referenced.line(),
+                    at("match.user"),
+                    format!("unknown user {:?}", u.value),
+                )
+            })?),
+            None => None,
+        };
+        let min = g.min.as_ref().map(|m| m.value).unwrap_or(1);
+        if let Some(max) = &g.max
+            && max.value < min
+        {
+            return Err(err(
+                max.referenced.line(),
+                at("max"),
+                format!("max {} is below min {min}", max.value),
+            ));
+        }
+        let mut listen = Vec::with_capacity(g.listen.len());
+        for (j, a) in g.listen.iter().enumerate() {
+            let addr = a.value.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    a.referenced.line(),
+                    at(&format!("listen[{j}]")),
+                    format!("{:?} is not an IP:port address", a.value),
+                )
+            })?;
+            listen.push(addr);
+        }
+        config.process_groups.push(ProcessGroup {
+            name,
+            matcher: Matcher {
+                comm: m.comm,
+                exe: m.exe,
+                cmdline,
+                uid,
+            },
+            min,
+            max: g.max.map(|m| m.value),
+            listen,
+        });
+    }
+    if let Some(fs) = raw.filesystems {
+        config.filesystems.expected_mountpoints = fs.expected_mountpoints;
+        if let Some(t) = fs.stat_timeout_seconds {
+            if !(t.value > 0.0 && t.value <= 60.0) {
+                return Err(err(
+                    t.referenced.line(),
+                    "filesystems.stat_timeout_seconds".into(),
+                    "must be > 0 and <= 60".into(),
+                ));
+            }
+            config.filesystems.stat_timeout = Duration::from_secs_f64(t.value);
+        }
+    }
+    Ok(config)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// serde names the offending field in backquotes ("unknown field `foo`", "missing field `name`").
+fn field_of_serde_message(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .map(str::to_string)
+        .unwrap_or_else(|| "?".to_string())
+}
+
+fn resolve_user(user: &str) -> Option<u32> {
+    if let Ok(uid) = user.parse::<u32>() {
+        return Some(uid);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        if f.next()? == user {
+            f.nth(1)?.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// Regex matching a script or program file name as a whole word of the command
+/// line, possibly with a directory before it (as the old monitor's `ps` column test).
+fn script(name: &str) -> Regex {
+    let pattern = format!(r"(^|[\s/]){}(\s|$)", regex::escape(name));
+    Regex::new(&pattern).unwrap_or_else(|_| unreachable!("escaped literal is a valid regex"))
+}
+
+fn group(name: &str, matcher: Matcher, listen: &[&str]) -> ProcessGroup {
+    ProcessGroup {
+        name: name.to_string(),
+        matcher,
+        min: 1,
+        max: None,
+        listen: listen
+            .iter()
+            .filter_map(|a| a.parse::<SocketAddr>().ok())
+            .collect(),
+    }
+}
+
+fn cmd(pattern: Regex) -> Matcher {
+    Matcher {
+        cmdline: Some(pattern),
+        ..Matcher::default()
+    }
+}
+
+pub const PROFILES: &[&str] = &[
+    "advertise-server",
+    "clearinghouse",
+    "zenodotus",
+    "node",
+    "update-site",
+];
+
+/// The groups of a built-in profile, or None for an unknown name.
+pub fn profile(name: &str) -> Option<Vec<ProcessGroup>> {
+    let groups = match name {
+        // Central (advertiseserver.py, or .mix under repy), v2 (repy V2) and UDP servers.
+        "advertise-server" => vec![group(
+            "advertiseserver",
+            cmd(Regex::new(
+                r"(^|[\s/])(advertiseserver\.py|advertiseserver\.mix|advertiseserver_v2\.r2py|udpadvertiseserver\.repy)(\s|$)",
+            )
+            .unwrap_or_else(|_| unreachable!("constant regex"))),
+            &[],
+        )],
+        "clearinghouse" => {
+            let mut g: Vec<ProcessGroup> = [
+                "transition_donation_to_canonical",
+                "transition_onepercentmanyevents_to_canonical",
+                "transition_canonical_to_twopercent",
+                "transition_twopercent_to_twopercent",
+                "check_active_db_nodes",
+            ]
+            .iter()
+            .map(|s| group(s, cmd(script(&format!("{s}.py"))), &[]))
+            .collect();
+            g.push(group(
+                "backend_daemon",
+                cmd(script("backend_daemon.py")),
+                &["127.0.0.1:8020"],
+            ));
+            g.push(group(
+                "lockserver_daemon",
+                cmd(script("lockserver_daemon.py")),
+                &["127.0.0.1:8010"],
+            ));
+            g.push(group(
+                "apache2",
+                Matcher {
+                    comm: vec!["apache2".into()],
+                    ..Matcher::default()
+                },
+                &["127.0.0.1:80", "127.0.0.1:443"],
+            ));
+            g.push(group(
+                "mysqld",
+                Matcher {
+                    exe: vec!["/usr/sbin/mysqld".into()],
+                    ..Matcher::default()
+                },
+                &["127.0.0.1:3306"],
+            ));
+            g
+        }
+        // Started as `python repy.py restrictions.test zenodotus_built.repy -p 53`.
+        "zenodotus" => vec![group(
+            "zenodotus",
+            cmd(Regex::new(r"(^|[\s/])repy\.py\s.*(^|[\s/])zenodotus_built\.r?2?repy(\s|$)")
+                .unwrap_or_else(|_| unreachable!("constant regex"))),
+            &[],
+        )],
+        "node" => vec![
+            group("nmmain", cmd(script("nmmain.py")), &[]),
+            group("softwareupdater", cmd(script("softwareupdater.py")), &[]),
+        ],
+        "update-site" => vec![group(
+            "webserver",
+            Matcher {
+                comm: vec!["apache2".into(), "nginx".into(), "httpd".into()],
+                ..Matcher::default()
+            },
+            &[],
+        )],
+        _ => return None,
+    };
+    Some(groups)
+}
+
+/// Profiles first, then the file; a file group with a profile group's name replaces it
+/// (so an operator can change a profile's minimum or addresses).
+pub fn assemble(profiles: &[String], file: Option<&PathBuf>) -> anyhow::Result<Config> {
+    let mut config = match file {
+        Some(path) => load_file(path)?,
+        None => Config::default(),
+    };
+    let mut groups = Vec::new();
+    for p in profiles {
+        let Some(pg) = profile(p) else {
+            anyhow::bail!("unknown profile {p:?} (known: {})", PROFILES.join(", "));
+        };
+        for g in pg {
+            let overridden = config.process_groups.iter().any(|c| c.name == g.name)
+                || groups.iter().any(|x: &ProcessGroup| x.name == g.name);
+            if !overridden {
+                groups.push(g);
+            }
+        }
+    }
+    groups.append(&mut config.process_groups);
+    config.process_groups = groups;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = parse(
+            "t.yml",
+            "process_groups:\n  - name: b\n    match:\n      cmdline: 'backend_daemon\\.py'\n      user: '0'\n    min: 1\n    max: 2\n    listen: ['127.0.0.1:8020']\nfilesystems:\n  expected_mountpoints: [/]\n  stat_timeout_seconds: 0.5\n",
+        )
+        .unwrap();
+        let g = &c.process_groups[0];
+        assert_eq!(g.name, "b");
+        assert_eq!(g.max, Some(2));
+        assert_eq!(g.matcher.uid, Some(0));
+        assert_eq!(g.listen[0].port(), 8020);
+        assert_eq!(c.filesystems.stat_timeout, Duration::from_millis(500));
+    }
+
+    fn error(text: &str) -> ConfigError {
+        parse("bad.yml", text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let e = error("process_groups:\n  - name: b\n    match: {comm: [x]}\n    bogus: 1\n");
+        assert_eq!((e.line, e.field.as_str()), (4, "bogus"), "{e}");
+        let e = error("process_groups:\n  - name: b\n    match: {comm: [x]}\n    min: many\n");
+        assert_eq!(e.line, 4, "{e}");
+        let e = error("process_groups:\n  - name: b\n    match:\n      cmdline: '(unclosed'\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (4, "process_groups[0].match.cmdline")
+        );
+        let e =
+            error("process_groups:\n  - name: b\n    match: {comm: [x]}\n    min: 3\n    max: 2\n");
+        assert_eq!((e.line, e.field.as_str()), (5, "process_groups[0].max"));
+        let e = error("process_groups:\n  - name: b\n    match: {}\n");
+        assert_eq!(e.field, "process_groups[0].match");
+        let e =
+            error("process_groups:\n  - name: b\n    match: {comm: [x]}\n    listen: [nohost]\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (4, "process_groups[0].listen[0]")
+        );
+        assert!(e.to_string().starts_with("bad.yml:4: field"));
+    }
+
+    #[test]
+    fn clearinghouse_profile_has_nine_groups_matching_script_names() {
+        let g = profile("clearinghouse").unwrap();
+        assert_eq!(g.len(), 9);
+        let backend = g.iter().find(|g| g.name == "backend_daemon").unwrap();
+        let re = backend.matcher.cmdline.as_ref().unwrap();
+        assert!(re.is_match("python /home/ch/backend/backend_daemon.py"));
+        assert!(re.is_match("backend_daemon.py 60"));
+        assert!(!re.is_match("vi backend_daemon.pyc"));
+        assert!(!re.is_match("python old_backend_daemon.py"));
+        for p in PROFILES {
+            assert!(profile(p).is_some_and(|g| !g.is_empty()));
+        }
+        let z = &profile("zenodotus").unwrap()[0];
+        assert!(
+            z.matcher
+                .cmdline
+                .as_ref()
+                .unwrap()
+                .is_match("python repy.py restrictions.test zenodotus_built.repy -p 53")
+        );
+    }
+
+    #[test]
+    fn file_groups_replace_profile_groups_of_the_same_name() {
+        let dir = std::env::temp_dir().join(format!("spe-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.yml");
+        std::fs::write(
+            &f,
+            "process_groups:\n  - name: mysqld\n    match: {comm: [mariadbd]}\n    min: 2\n",
+        )
+        .unwrap();
+        let c = assemble(&["clearinghouse".into()], Some(&f)).unwrap();
+        assert_eq!(c.process_groups.len(), 9);
+        let m = c
+            .process_groups
+            .iter()
+            .find(|g| g.name == "mysqld")
+            .unwrap();
+        assert_eq!(m.min, 2);
+        assert!(assemble(&["nope".into()], None).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
