@@ -4,14 +4,10 @@ pub mod filesystem;
 pub mod process;
 
 use prometheus_client::registry::Registry;
+use seattle_exporter_toolkit::collector::Collector;
+use seattle_exporter_toolkit::server::Exporter;
 
 use crate::config::Config;
-
-/// A host collector: called once per scrape with a fresh registry.
-pub trait Collector: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn collect(&self, registry: &mut Registry) -> anyhow::Result<()>;
-}
 
 impl Collector for process::ProcessCollector {
     fn name(&self) -> &'static str {
@@ -31,14 +27,9 @@ impl Collector for filesystem::FilesystemCollector {
     }
 }
 
-/// Every collector for a configuration.
-pub fn build(config: &Config) -> anyhow::Result<Vec<Box<dyn Collector>>> {
-    Ok(vec![
-        Box::new(process::ProcessCollector::new(
-            config.process_groups.clone(),
-        )?),
-        Box::new(filesystem::FilesystemCollector::new(
-            config.filesystems.clone(),
-        )),
-    ])
+/// Adds every collector of this exporter, for a configuration.
+pub fn register(exporter: Exporter, config: &Config) -> anyhow::Result<Exporter> {
+    let processes = process::ProcessCollector::new(config.process_groups.clone())?;
+    let filesystems = filesystem::FilesystemCollector::new(config.filesystems.clone());
+    Ok(exporter.collector(processes).collector(filesystems))
 }
