@@ -1,0 +1,353 @@
+//! The advertise services: `advertiseserver_v2.r2py` semantics over TCP (session framing +
+//! serialize, one request per connection) and `udpadvertiseserver.repy` over UDP.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use crate::scenario::Behaviour;
+use crate::serialize::{self, Value};
+
+/// Cap on one request: real requests are keys and node strings, well under this.
+const MAX_REQUEST: usize = 1 << 20;
+
+/// Seconds on a clock the control API can move forward (to expire TTLs without waiting).
+#[derive(Debug)]
+pub struct Clock {
+    start: Instant,
+    offset_ms: AtomicU64,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            start: Instant::now(),
+            offset_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Clock {
+    pub fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() + self.offset_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+    pub fn advance(&self, secs: f64) {
+        self.offset_ms
+            .fetch_add((secs.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
+    }
+}
+
+struct Entry {
+    value: Vec<u8>,
+    expires: f64,
+}
+
+/// One server's table. `honour_maxvals`: the UDP server does, the v2 TCP server does not.
+pub struct Store {
+    map: Mutex<HashMap<Vec<u8>, Vec<Entry>>>,
+    pub clock: Arc<Clock>,
+    honour_maxvals: bool,
+}
+
+impl Store {
+    pub fn new(clock: Arc<Clock>, honour_maxvals: bool) -> Store {
+        Store {
+            map: Mutex::new(HashMap::new()),
+            clock,
+            honour_maxvals,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Vec<Entry>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// PUT: the value goes under `key` and under `%all`; an existing (key, value) stays in place
+    /// and its TTL is only ever raised (advertiseserver_v2 semantics).
+    pub fn put(&self, key: &[u8], value: &[u8], ttl: f64) {
+        let expires = self.clock.now() + ttl;
+        let mut map = self.lock();
+        for k in [key, b"%all".as_slice()] {
+            let list = map.entry(k.to_vec()).or_default();
+            match list.iter_mut().find(|e| e.value == value) {
+                Some(e) => e.expires = e.expires.max(expires),
+                None => list.push(Entry {
+                    value: value.to_vec(),
+                    expires,
+                }),
+            }
+        }
+    }
+
+    /// Removes one (key, value) pair now (a node withdrawn by the control API).
+    pub fn remove(&self, key: &[u8], value: &[u8]) {
+        let mut map = self.lock();
+        if let Some(list) = map.get_mut(key) {
+            list.retain(|e| e.value != value);
+        }
+        // %all is deduplicated by value: drop it only when no other key still holds it.
+        let still = map
+            .iter()
+            .any(|(k, l)| k.as_slice() != b"%all" && l.iter().any(|e| e.value == value));
+        if !still && let Some(list) = map.get_mut(b"%all".as_slice()) {
+            list.retain(|e| e.value != value);
+        }
+    }
+
+    pub fn get(&self, key: &[u8], maxvals: usize) -> Vec<Vec<u8>> {
+        let now = self.clock.now();
+        let map = self.lock();
+        let live = map
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.expires > now)
+            .map(|e| e.value.clone());
+        if self.honour_maxvals {
+            live.take(maxvals).collect()
+        } else {
+            live.collect()
+        }
+    }
+
+    pub fn purge(&self) {
+        let now = self.clock.now();
+        let mut map = self.lock();
+        map.retain(|_, l| {
+            l.retain(|e| e.expires > now);
+            !l.is_empty()
+        });
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// A decoded advertise request.
+#[derive(Debug, PartialEq)]
+pub enum Request {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        ttl: f64,
+    },
+    Get {
+        key: Vec<u8>,
+        maxvals: usize,
+    },
+}
+
+fn positive(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(Some(n)) if *n >= 1 => Some(*n as f64),
+        Value::Int(None) => Some(f64::MAX),
+        _ => None,
+    }
+}
+
+/// Decodes a TCP request: exactly `('PUT', key, value, ttl)` or `('GET', key, maxvals)` with str
+/// key/value and integers ≥ 1; anything else is rejected (the server closes with 0 bytes).
+pub fn decode_tcp(payload: &[u8]) -> Option<Request> {
+    let Value::Tuple(e) = serialize::decode(payload)? else {
+        return None;
+    };
+    decode_fields(&e)
+}
+
+fn decode_fields(e: &[serialize::Elem]) -> Option<Request> {
+    match (e.first().map(|x| &x.value), e.len()) {
+        (Some(Value::Str(op)), 4) if op == b"PUT" => match (&e[1].value, &e[2].value) {
+            (Value::Str(k), Value::Str(v)) => Some(Request::Put {
+                key: k.clone(),
+                value: v.clone(),
+                ttl: positive(&e[3].value)?,
+            }),
+            _ => None,
+        },
+        (Some(Value::Str(op)), 3) if op == b"GET" => match &e[1].value {
+            Value::Str(k) => Some(Request::Get {
+                key: k.clone(),
+                maxvals: positive(&e[2].value)?.min(usize::MAX as f64) as usize,
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Decodes a UDP request (the TCP tuple plus a trailing request id); returns the id's raw bytes.
+pub fn decode_udp(payload: &[u8]) -> Option<(Request, Vec<u8>)> {
+    let Value::Tuple(e) = serialize::decode(payload)? else {
+        return None;
+    };
+    let (id, rest) = e.split_last()?;
+    Some((decode_fields(rest)?, id.raw.clone()))
+}
+
+pub fn handle(store: &Store, req: Request, udp_id: Option<&[u8]>) -> Vec<u8> {
+    match req {
+        Request::Put { key, value, ttl } => {
+            store.put(&key, &value, ttl);
+            match udp_id {
+                None => serialize::enc_str(b"OK"),
+                Some(id) => serialize::enc_container(b'T', [b"SOK".as_slice(), id]),
+            }
+        }
+        Request::Get { key, maxvals } => {
+            let values = store.get(&key, maxvals);
+            serialize::enc_ok_list(values.iter().map(Vec::as_slice), udp_id)
+        }
+    }
+}
+
+/// The "million values" hostile GET answer, built once per connection.
+fn million_values() -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..1_000_000u32)
+        .map(|i| format!("10.{}.{}.{}:1224", i >> 16, (i >> 8) & 255, i & 255).into_bytes())
+        .collect();
+    serialize::enc_ok_list(values.iter().map(Vec::as_slice), None)
+}
+
+pub struct TcpServer {
+    pub store: Arc<Store>,
+    pub behaviour: Mutex<Behaviour>,
+    pub slow_delay: Duration,
+}
+
+impl TcpServer {
+    pub fn behaviour(&self) -> Behaviour {
+        *self.behaviour.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub async fn serve_tcp(listener: TcpListener, server: Arc<TcpServer>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let server = server.clone();
+        tokio::spawn(async move { tcp_conn(stream, server).await });
+    }
+}
+
+async fn tcp_conn(mut stream: TcpStream, server: Arc<TcpServer>) {
+    let behaviour = server.behaviour();
+    if behaviour == Behaviour::Down {
+        // A "down" advertise server the control API switched on: close at once.
+        return;
+    }
+    if behaviour == Behaviour::Hang {
+        crate::hostile::hold(&mut stream).await;
+        return;
+    }
+    // The repy server's socket timeout: a client that never completes its request is dropped.
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::framing::read_frame(&mut stream, MAX_REQUEST),
+    )
+    .await;
+    let Ok(Ok(payload)) = read else {
+        return;
+    };
+    let Some(req) = decode_tcp(&payload) else {
+        return; // Bad request: close with 0 bytes, like the real server.
+    };
+    let reply = if behaviour == Behaviour::MillionValues && matches!(req, Request::Get { .. }) {
+        million_values()
+    } else {
+        handle(&server.store, req, None)
+    };
+    let framed = crate::framing::encode_frame(&reply);
+    crate::hostile::send(&mut stream, &framed, behaviour, server.slow_delay).await;
+}
+
+pub struct UdpServer {
+    pub store: Arc<Store>,
+    pub behaviour: Mutex<Behaviour>,
+}
+
+pub async fn serve_udp(socket: UdpSocket, server: Arc<UdpServer>) {
+    let socket = Arc::new(socket);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let behaviour = *server.behaviour.lock().unwrap_or_else(|e| e.into_inner());
+        // Bad requests are dropped silently, like udpadvertiseserver.
+        let Some((req, id)) = decode_udp(&buf[..n]) else {
+            continue;
+        };
+        let reply = handle(&server.store, req, Some(&id));
+        udp_reply(&socket, reply, peer, behaviour).await;
+    }
+}
+
+async fn udp_reply(socket: &Arc<UdpSocket>, reply: Vec<u8>, peer: SocketAddr, b: Behaviour) {
+    match b {
+        Behaviour::Down | Behaviour::Hang => {}
+        Behaviour::Slow | Behaviour::Drip => {
+            let s = socket.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let _ = s.send_to(&reply, peer).await;
+            });
+        }
+        Behaviour::Garbage | Behaviour::HugeHeader => {
+            let _ = socket.send_to(b"\x00\xffGARBAGE", peer).await;
+        }
+        Behaviour::Reset => {
+            let _ = socket.send_to(&reply[..reply.len() / 2], peer).await;
+        }
+        Behaviour::Normal | Behaviour::MillionValues => {
+            let _ = socket.send_to(&reply, peer).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_what_the_real_server_rejects() {
+        for bad in [
+            b"T4:SDEL11:Sgolden-key0:".as_slice(),
+            b"SGET",
+            b"T4:SPUT2:Sk2:Sv2:I00:",
+            b"T4:SPUT2:Sk2:Sv3:I-50:",
+            b"T4:SPUT2:Sk2:Sv5:F60.00:",
+            b"T4:SPUT2:I72:Sv3:I600:",
+            b"T4:SPUT2:Sk2:Sv0:",
+            b"T4:SGET2:Sk4:S1000:",
+            b"T4:SGET2:Sk2:I00:",
+            b"Zjunk",
+            b"L4:SGET11:Sgolden-key4:I1000:",
+            b"T4:SPUT2:Sk2:Sv3:I603:Sid0:",
+            b"",
+        ] {
+            assert_eq!(decode_tcp(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(decode_tcp(b"T4:SGET11:Sgolden-key22:I1000000000000000000000:").is_some());
+    }
+
+    #[test]
+    fn put_get_ttl_and_all() {
+        let clock = Arc::new(Clock::default());
+        let s = Store::new(clock.clone(), false);
+        s.put(b"k", b"a", 60.0);
+        s.put(b"k", b"b", 2.0);
+        s.put(b"k", b"a", 90.0);
+        s.put(b"j", b"a", 60.0);
+        assert_eq!(s.get(b"k", 1), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(s.get(b"%all", 100), vec![b"a".to_vec(), b"b".to_vec()]);
+        clock.advance(3.0);
+        assert_eq!(s.get(b"k", 100), vec![b"a".to_vec()]);
+    }
+}

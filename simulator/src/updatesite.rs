@@ -1,0 +1,193 @@
+//! The software update site: a signed `metainfo` (SEATTLE.md E.2) and the files it lists.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use sha1::{Digest, Sha1};
+
+use crate::keys::KeyPair;
+use crate::scenario::MetainfoState;
+
+/// 30 days: writemetainfo's expiry.
+const VALIDITY: f64 = 2_592_000.0;
+/// Size of the `oversized` metainfo.
+const OVERSIZED_BYTES: usize = 64 << 20;
+
+/// Py2 `str(float)` for positive timestamps: 12 significant digits, trailing zeros dropped.
+pub fn py_float(x: f64) -> String {
+    let int_digits = if x >= 1.0 {
+        (x.log10().floor() as i32) + 1
+    } else {
+        1
+    };
+    let decimals = (12 - int_digits).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        let t = s.trim_end_matches('0');
+        if t.ends_with('.') {
+            format!("{t}0")
+        } else {
+            t.to_string()
+        }
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// The files the simulated site publishes (path, content).
+pub fn site_files() -> Vec<(String, Vec<u8>)> {
+    vec![
+        (
+            "nmmain.py".into(),
+            b"# simulated node manager\nversion = '0.2-alpha-20140714-1434'\n".to_vec(),
+        ),
+        (
+            "softwareupdater.py".into(),
+            b"# simulated software updater\n".to_vec(),
+        ),
+        ("repy.py".into(), b"# simulated repy\n".to_vec()),
+        ("sub/data.txt".into(), b"simulated data\n".to_vec()),
+    ]
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Writes a metainfo like `writemetainfo.py`: hash lines, blank line, signature block.
+pub fn write_metainfo(files: &[(String, Vec<u8>)], key: &KeyPair, timestamp: f64) -> Vec<u8> {
+    let mut text = String::new();
+    for (path, data) in files {
+        text.push_str(&format!(
+            "{path} {} {}\n",
+            hex::encode(Sha1::digest(data)),
+            data.len()
+        ));
+    }
+    let pubkey = key.public().key_string();
+    let signed = format!(
+        "{text}\n!{pubkey}!{}!{}!None!None",
+        py_float(timestamp),
+        py_float(timestamp + VALIDITY)
+    );
+    let sig = key.sign(signed.as_bytes());
+    format!("{signed}!{sig}").into_bytes()
+}
+
+pub struct UpdateSite {
+    pub key: KeyPair,
+    pub other_key: KeyPair,
+    pub files: Vec<(String, Vec<u8>)>,
+    pub state: Mutex<MetainfoState>,
+}
+
+impl UpdateSite {
+    pub fn state(&self) -> MetainfoState {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn metainfo(&self, state: MetainfoState) -> Vec<u8> {
+        let now = now_unix();
+        match state {
+            MetainfoState::Expired => write_metainfo(&self.files, &self.key, now - 31.0 * 86400.0),
+            MetainfoState::OtherKey => write_metainfo(&self.files, &self.other_key, now),
+            _ => write_metainfo(&self.files, &self.key, now),
+        }
+    }
+
+    /// Serves `/updatesite/<path>` (also `//metainfo`, which urllib-based updaters request).
+    pub fn serve(&self, path: &str) -> Response {
+        let name = path.trim_start_matches('/');
+        if name == "metainfo" {
+            let state = self.state();
+            let body = match state {
+                MetainfoState::Missing => return not_found(),
+                MetainfoState::Truncated => {
+                    let m = self.metainfo(state);
+                    m[..m.len() / 2].to_vec()
+                }
+                MetainfoState::Oversized => {
+                    let mut m = vec![b'#'; OVERSIZED_BYTES];
+                    for i in (0..m.len()).step_by(100) {
+                        m[i] = b'\n';
+                    }
+                    m.extend_from_slice(b"\n");
+                    m.extend_from_slice(&self.metainfo(MetainfoState::Valid));
+                    m
+                }
+                MetainfoState::SlowDrip => return drip(self.metainfo(state)),
+                _ => self.metainfo(state),
+            };
+            return ok(body);
+        }
+        match self.files.iter().find(|(p, _)| p == name) {
+            Some((_, data)) => ok(data.clone()),
+            None => not_found(),
+        }
+    }
+}
+
+fn ok(body: Vec<u8>) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+fn not_found() -> Response {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header(header::CONTENT_TYPE, "text/html")
+        .body(Body::from(
+            "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n",
+        ))
+        .unwrap_or_default()
+}
+
+/// One byte per second.
+fn drip(body: Vec<u8>) -> Response {
+    let stream = futures::stream::unfold((body, 0usize), |(body, i)| async move {
+        if i >= body.len() {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let chunk = Bytes::copy_from_slice(&body[i..i + 1]);
+        Some((Ok::<_, std::io::Error>(chunk), (body, i + 1)))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from_stream(stream))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn py_float_matches_python2() {
+        assert_eq!(py_float(1795495173.49), "1795495173.49");
+        assert_eq!(py_float(1795495173.0), "1795495173.0");
+        assert_eq!(py_float(1798087173.4912), "1798087173.49");
+        assert_eq!(py_float(3.0), "3.0");
+    }
+
+    #[test]
+    fn metainfo_layout_and_signature() {
+        let key = KeyPair::generate(512, 3);
+        let m = String::from_utf8(write_metainfo(&site_files(), &key, 1795495173.49)).unwrap();
+        assert!(m.contains("\n\n!"));
+        assert!(!m.ends_with('\n'));
+        let (signed, sig) = m.rsplit_once('!').unwrap();
+        assert!(KeyPair::verify(&key.e, &key.n, signed.as_bytes(), sig));
+        assert!(m.contains("!1795495173.49!1798087173.49!None!None! "));
+    }
+}
