@@ -75,9 +75,17 @@ fn spanned_value_points_at_its_line_after_parsing() {
     )
     .unwrap();
     let pattern = s.groups[1].pattern.as_ref().unwrap();
-    let e = ConfigError::at(Path::new(FILE), pattern, "groups[1].pattern", "unclosed group");
+    let e = ConfigError::at(
+        Path::new(FILE),
+        pattern,
+        "groups[1].pattern",
+        "unclosed group",
+    );
     assert_eq!(e.line, Some(4));
-    assert_eq!(e.to_string(), "exporter.yml:4:14: groups[1].pattern: unclosed group");
+    assert_eq!(
+        e.to_string(),
+        "exporter.yml:4:14: groups[1].pattern: unclosed group"
+    );
 }
 
 #[test]

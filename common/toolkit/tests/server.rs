@@ -1,0 +1,359 @@
+//! The demo exporter over HTTP and HTTPS: exposition formats, gzip, probes, web config.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use seattle_exporter_toolkit::exposition::{OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use seattle_exporter_toolkit::testing::wait_until;
+use support::{TestServer, basic, https_get, self_signed, write_web_config};
+
+const OM_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+fn promtool_check(text: &str) -> (i32, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is needed: run scripts/test-all");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn metrics_in_openmetrics_when_asked() {
+    let s = TestServer::start(None).unwrap();
+    let r = s.get("/metrics", &[("Accept", OM_ACCEPT)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some(OPENMETRICS_CONTENT_TYPE));
+    let body = r.text();
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert!(
+        body.contains("# TYPE seattle_demo_events counter\n"),
+        "{body}"
+    );
+    assert!(body.contains("seattle_demo_events_total 7\n"), "{body}");
+    assert!(
+        body.contains("seattle_scrape_collector_success{collector=\"demo\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("seattle_scrape_collector_success{collector=\"broken\"} 0\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("seattle_scrape_collector_duration_seconds{collector=\"demo\"} "),
+        "{body}"
+    );
+    assert!(
+        !body.contains("seattle_demo_partial"),
+        "failed collector leaked: {body}"
+    );
+    assert!(
+        body.contains("seattle_exporter_build_info{version=\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("seattle_exporter_probes_in_flight 0\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("seattle_exporter_probes_rejected_total{reason=\"too_many_in_flight\"} 0\n"),
+        "{body}"
+    );
+}
+
+#[test]
+fn metrics_in_text_format_pass_promtool() {
+    let s = TestServer::start(None).unwrap();
+    for accept in [None, Some("text/plain"), Some("*/*")] {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let r = s.get("/metrics", &headers);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some(TEXT_CONTENT_TYPE));
+        let body = r.text();
+        assert!(!body.contains("# EOF"), "{body}");
+        assert!(
+            body.contains("# TYPE seattle_demo_events_total counter\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("# HELP seattle_demo_temperature A \"quoted\" help text.\n"),
+            "{body}"
+        );
+        let (code, out) = promtool_check(&body);
+        assert_eq!(code, 0, "promtool check metrics: {out}\n{body}");
+    }
+}
+
+#[test]
+fn gzip_when_accepted() {
+    let s = TestServer::start(None).unwrap();
+    let r = s.get("/metrics", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(&r.body[..2], &[0x1f, 0x8b], "gzip magic");
+    let plain = s.get("/metrics", &[]);
+    assert_eq!(plain.header("content-encoding"), None);
+}
+
+#[test]
+fn landing_health_and_ready() {
+    let s = TestServer::start(None).unwrap();
+    let page = s.get("/", &[]);
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("demo_exporter"), "{html}");
+    assert!(html.contains("href=\"metrics\""), "{html}");
+    assert!(html.contains("<option value=\"hang\">"), "{html}");
+    assert!(html.contains("name=\"target\""), "{html}");
+    assert_eq!(s.get("/-/healthy", &[]).status, 200);
+    assert_eq!(s.get("/-/ready", &[]).status, 200);
+    assert_eq!(s.get("/nope", &[]).status, 404);
+}
+
+#[test]
+fn probe_bad_requests_are_400_and_counted() {
+    let s = TestServer::start(None).unwrap();
+    assert_eq!(s.get("/probe?target=x&module=nope", &[]).status, 400);
+    assert_eq!(s.get("/probe?target=x", &[]).status, 400);
+    assert_eq!(s.get("/probe?module=ok", &[]).status, 400);
+    assert_eq!(s.get("/probe?module=ok&target=", &[]).status, 400);
+    let m = s.get("/metrics", &[]).text();
+    assert!(
+        m.contains("seattle_exporter_probes_rejected_total{reason=\"unknown_module\"} 2\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("seattle_exporter_probes_rejected_total{reason=\"missing_target\"} 2\n"),
+        "{m}"
+    );
+}
+
+#[test]
+fn probe_success_and_failure_reason() {
+    let s = TestServer::start(None).unwrap();
+    let ok = s.get("/probe?target=host:1&module=ok", &[("Accept", OM_ACCEPT)]);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("content-type"), Some(OPENMETRICS_CONTENT_TYPE));
+    let body = ok.text();
+    assert!(body.contains("probe_success 1\n"), "{body}");
+    assert!(body.contains("probe_duration_seconds "), "{body}");
+    assert!(body.contains("seattle_demo_probe_answer 5\n"), "{body}");
+    assert!(!body.contains("seattle_probe_failure_info"), "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+
+    let fail = s.get("/probe?target=host:1&module=fail", &[]);
+    assert_eq!(fail.status, 200);
+    let body = fail.text();
+    assert!(body.contains("probe_success 0\n"), "{body}");
+    assert!(
+        body.contains("seattle_probe_failure_info{reason=\"bad_reply\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("target said no"),
+        "detail must not be exported: {body}"
+    );
+    let (code, out) = promtool_check(&body);
+    assert_eq!(code, 0, "{out}\n{body}");
+}
+
+fn sample_value(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+#[test]
+fn probe_cancelled_at_the_scrape_deadline() {
+    let s = TestServer::start(None).unwrap();
+    let r = s.get(
+        "/probe?target=host:1&module=hang",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    );
+    assert_eq!(r.status, 200);
+    let body = r.text();
+    assert!(body.contains("probe_success 0\n"), "{body}");
+    assert!(
+        body.contains("seattle_probe_failure_info{reason=\"timeout\"} 1\n"),
+        "{body}"
+    );
+    // Metrics the probe registered before it was cancelled stay.
+    assert!(body.contains("seattle_demo_probe_answer 5\n"), "{body}");
+    // The budget is 1.5 s minus the 0.5 s offset; the answer is made before the scrape timeout.
+    let took = sample_value(&body, "probe_duration_seconds");
+    assert!((1.0..1.5).contains(&took), "probe_duration_seconds {took}");
+    let m = s.get("/metrics", &[]).text();
+    assert!(m.contains("seattle_exporter_probes_in_flight 0\n"), "{m}");
+}
+
+#[test]
+fn probes_beyond_the_cap_are_refused() {
+    let s = TestServer::start(None).unwrap();
+    let addr = s.addr.to_string();
+    let first = std::thread::spawn(move || {
+        seattle_exporter_toolkit::testing::http_get(&addr, "/probe?target=a&module=gate", &[])
+            .unwrap()
+    });
+    wait_until(Duration::from_secs(30), "the gated probe to start", || {
+        s.get("/metrics", &[])
+            .text()
+            .contains("seattle_exporter_probes_in_flight 1\n")
+            .then_some(())
+    })
+    .unwrap();
+    let second = s.get("/probe?target=b&module=ok", &[]).text();
+    assert!(second.contains("probe_success 0\n"), "{second}");
+    assert!(
+        second.contains("seattle_probe_failure_info{reason=\"too_many_in_flight\"} 1\n"),
+        "{second}"
+    );
+    s.gate.add_permits(1);
+    let first = first.join().unwrap().text();
+    assert!(first.contains("probe_success 1\n"), "{first}");
+    let m = s.get("/metrics", &[]).text();
+    assert!(
+        m.contains("seattle_exporter_probes_rejected_total{reason=\"too_many_in_flight\"} 1\n"),
+        "{m}"
+    );
+    assert!(m.contains("seattle_exporter_probes_in_flight 0\n"), "{m}");
+}
+
+#[test]
+fn probe_debug_shows_the_log() {
+    let s = TestServer::start(None).unwrap();
+    let r = s.get("/probe?target=host:9&module=fail&debug=true", &[]);
+    assert_eq!(r.status, 200);
+    let body = r.text();
+    assert!(body.contains("connecting to host:9"), "{body}");
+    assert!(body.contains("bad_reply: target said no"), "{body}");
+    assert!(body.contains("probe_success 0"), "{body}");
+}
+
+#[test]
+fn tls_and_basic_auth() {
+    let cert = self_signed();
+    let config = cert.dir.path().join("web.yml");
+    write_web_config(&config, &cert, "alice", "secret");
+    let s = TestServer::start(Some(&config)).unwrap();
+
+    let none = https_get(s.addr, &cert.cert, "/metrics", &[]).unwrap();
+    assert_eq!(none.status, 401);
+    assert!(
+        none.header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Basic"))
+    );
+    let right = basic("alice", "secret");
+    let ok = https_get(s.addr, &cert.cert, "/metrics", &[("Authorization", &right)]).unwrap();
+    assert_eq!(ok.status, 200);
+    assert!(ok.text().contains("seattle_demo_events_total 7"));
+    assert_eq!(ok.header("x-frame-options"), Some("deny"));
+    // Again: the answer now comes from the verification cache and must not change.
+    let ok = https_get(s.addr, &cert.cert, "/metrics", &[("Authorization", &right)]).unwrap();
+    assert_eq!(ok.status, 200);
+    for wrong in [
+        basic("alice", "wrong"),
+        basic("bob", "secret"),
+        "Basic !!!".into(),
+    ] {
+        let r = https_get(s.addr, &cert.cert, "/metrics", &[("Authorization", &wrong)]).unwrap();
+        assert_eq!(r.status, 401, "{wrong}");
+    }
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = seattle_exporter_toolkit::testing::http_get(&s.addr.to_string(), "/metrics", &[]);
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status != 200));
+}
+
+#[test]
+fn web_config_is_reloaded_and_broken_versions_ignored() {
+    let cert = self_signed();
+    let config = cert.dir.path().join("web.yml");
+    write_web_config(&config, &cert, "alice", "secret");
+    let s = TestServer::start(Some(&config)).unwrap();
+    let get = |user: &str, pw: &str| {
+        https_get(
+            s.addr,
+            &cert.cert,
+            "/metrics",
+            &[("Authorization", &basic(user, pw))],
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(get("alice", "secret"), 200);
+
+    write_web_config(&config, &cert, "carol", "hunter2");
+    wait_until(
+        Duration::from_secs(30),
+        "the new password to be accepted",
+        || (get("carol", "hunter2") == 200).then_some(()),
+    )
+    .unwrap();
+    assert_eq!(get("alice", "secret"), 401);
+
+    std::fs::write(&config, "basic_auth_users: [this is not a map\n").unwrap();
+    // Give the watcher time to see the broken file (it looks at most once a second), then check
+    // the previous config is still in force: TLS, and carol only.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(get("carol", "hunter2"), 200);
+    let anonymous = https_get(s.addr, &cert.cert, "/metrics", &[]).unwrap();
+    assert_eq!(anonymous.status, 401);
+}
+
+#[test]
+fn broken_web_config_fails_at_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("web-broken.yml");
+    std::fs::write(
+        &config,
+        "basic_auth_users:\n  alice: x\ntls_server_cfg: {}\n",
+    )
+    .unwrap();
+    let e = TestServer::start(Some(&config))
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(e.contains("web-broken.yml"), "{e}");
+    assert!(e.contains("tls_server_cfg"), "{e}");
+
+    std::fs::write(&config, "basic_auth_users:\n  alice: not-a-hash\n").unwrap();
+    let e = TestServer::start(Some(&config))
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(e.contains("web-broken.yml") && e.contains("alice"), "{e}");
+
+    std::fs::write(
+        &config,
+        "tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n",
+    )
+    .unwrap();
+    let e = TestServer::start(Some(&config))
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        e.contains("web-broken.yml") && e.contains("missing.crt"),
+        "{e}"
+    );
+
+    let e = TestServer::start(Some(&dir.path().join("absent.yml")))
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(e.contains("absent.yml"), "{e}");
+}
