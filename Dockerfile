@@ -16,6 +16,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /usr/local/bin/
+# The simulator writes its endpoints and update key here (a named volume in docker-compose.yml takes
+# this directory's owner when first mounted).
+RUN mkdir -p /var/lib/seattle && chown nobody /var/lib/seattle
 # Unprivileged; the Zenodotus exporter's ICMP check uses an unprivileged ping socket where the kernel
 # allows it (net.ipv4.ping_group_range) and reports seattle_zenodotus_icmp_possible 0 otherwise.
 USER nobody
