@@ -1,0 +1,338 @@
+//! Faults, hostile behaviours, the control API and the scenario file.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use seattle_simulator::scenario::{Behaviour, Scenario};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn adv_get(key: &str) -> Vec<u8> {
+    let k = format!("S{key}");
+    let payload = format!("T4:SGET{}:{k}4:I1000:", k.len());
+    frame(payload.as_bytes())
+}
+
+#[test]
+fn default_scenario_is_valid_and_builds() {
+    let sc = Scenario::default_scenario();
+    let w = seattle_simulator::world::World::build(&sc).unwrap();
+    assert_eq!(w.nodes.len(), sc.nodes.count);
+    let t = w.truth();
+    assert!(t.nodes_down > 0 && t.nodes_up > 0);
+    assert!(t.free_vessels > 0);
+    assert_eq!(t.vessels_by_status.len(), 6, "every status present");
+}
+
+#[test]
+fn unknown_scenario_keys_name_file_and_line() {
+    let err = Scenario::from_yaml("seed: 1\nnodes:\n  count: 3\n  colour: red\n", "my.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("my.yaml"), "{err}");
+    assert!(err.contains("colour"), "{err}");
+    assert!(err.contains('4'), "line 4 named: {err}");
+    let err = Scenario::from_yaml("nodes: {count: 3, down: 1.5}\n", "x.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nodes.down"), "{err}");
+    assert!(Scenario::from_yaml("states: {bogus: 1}\n", "s").is_err());
+}
+
+#[test]
+fn same_seed_same_world() {
+    let sc = Scenario::from_yaml(
+        "seed: 5\nnodes: {count: 20}\nusers: [{name: a, vessels: 3}]\n",
+        "t",
+    )
+    .unwrap();
+    let (a, b) = (
+        seattle_simulator::world::World::build(&sc).unwrap(),
+        seattle_simulator::world::World::build(&sc).unwrap(),
+    );
+    for i in 0..20 {
+        assert_eq!(
+            a.getvessels_text(&a.nodes[i]),
+            b.getvessels_text(&b.nodes[i])
+        );
+    }
+    assert_eq!(a.users[0].key, b.users[0].key);
+}
+
+/// A node switched down refuses connections and shows in the truth; switched up it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_down_and_up_through_the_control_api() {
+    let sim = start_yaml("nodes: {count: 5, port: 0}\n").await;
+    let addr = seattle_simulator::node_addr(&sim, 2);
+    let ep = sim.endpoints().unwrap();
+    let http = HttpJson::new(&ep.control_url);
+    let node_key = sim.world.nodes[2].key.advertise_key();
+    let value = sim.world.nodes[2].advertised_value();
+    assert!(
+        exchange(&addr, b"10\nGetVessels")
+            .await
+            .ends_with(b"\nSuccess")
+    );
+    assert!(
+        String::from_utf8_lossy(&exchange(&ep.advertise_tcp, &adv_get(&node_key)).await)
+            .contains(&value)
+    );
+
+    let r = http
+        .post(
+            "node",
+            r#"{"node": 2, "behaviour": "down", "withdraw": true}"#,
+        )
+        .await;
+    assert!(r.contains("\"ok\""), "{r}");
+    let err = TcpStream::connect(addr).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    let truth: serde_json::Value = serde_json::from_str(&http.get("truth").await).unwrap();
+    assert_eq!(truth["nodes_down"], 1);
+    assert_eq!(truth["nodes"][2]["answering"], false);
+    assert!(
+        !String::from_utf8_lossy(&exchange(&ep.advertise_tcp, &adv_get(&node_key)).await)
+            .contains(&value)
+    );
+
+    http.post("node", r#"{"node": 2, "behaviour": "normal"}"#)
+        .await;
+    assert!(
+        exchange(&addr, b"10\nGetVessels")
+            .await
+            .ends_with(b"\nSuccess")
+    );
+    assert!(
+        String::from_utf8_lossy(&exchange(&ep.advertise_tcp, &adv_get(&node_key)).await)
+            .contains(&value)
+    );
+    let truth: serde_json::Value = serde_json::from_str(&http.get("truth").await).unwrap();
+    assert_eq!(truth["nodes_down"], 0);
+
+    // A vessel status change shows in GetVessels.
+    http.post(
+        "vessel",
+        r#"{"node": 2, "vessel": "v1", "status": "Stale"}"#,
+    )
+    .await;
+    let gv = String::from_utf8(exchange(&addr, b"10\nGetVessels").await).unwrap();
+    assert!(gv.contains("Name: v1\nStatus: Stale\n"), "{gv}");
+    // Bad control input is a 400 with a reason, not a crash.
+    let r = http
+        .post("node", r#"{"node": 99, "behaviour": "down"}"#)
+        .await;
+    assert!(r.contains("no node 99"), "{r}");
+    let r = http.post("node", "not json").await;
+    assert!(r.contains("error"), "{r}");
+}
+
+/// The fifth simultaneous connection from one IP is closed at once; the first four are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_pending_limit() {
+    let sim = start_yaml("nodes: {count: 1, port: 0}\n").await;
+    let addr = seattle_simulator::node_addr(&sim, 0);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // One accept loop takes connections in arrival order, so the fifth is counted after these.
+    for s in &mut held {
+        s.write_all(b"1").await.unwrap();
+    }
+    let mut fifth = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        read_all(&mut fifth).await.is_empty(),
+        "fifth connection closed without data"
+    );
+    for mut s in held {
+        s.write_all(b"0\nGetVessels").await.unwrap();
+        assert!(read_all(&mut s).await.ends_with(b"\nSuccess"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_nodes() {
+    let sim = start_yaml(
+        "nodes:\n  count: 4\n  port: 0\n  hostile:\n    - {node: 1, behaviour: huge_header}\n    - {node: 2, behaviour: garbage}\n    - {node: 3, behaviour: reset}\n",
+    )
+    .await;
+    let normal = exchange(seattle_simulator::node_addr(&sim, 0), b"10\nGetVessels").await;
+    // huge_header keeps the connection open after the header: read just the header.
+    let mut s = TcpStream::connect(seattle_simulator::node_addr(&sim, 1))
+        .await
+        .unwrap();
+    s.write_all(b"10\nGetVessels").await.unwrap();
+    let mut hdr = [0u8; 20];
+    tokio::time::timeout(Duration::from_secs(30), s.read_exact(&mut hdr))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&hdr, b"9999999999999999999\n");
+    let g = exchange(seattle_simulator::node_addr(&sim, 2), b"10\nGetVessels").await;
+    assert!(!g.is_empty() && !g.ends_with(b"Success"));
+    let mut s = TcpStream::connect(seattle_simulator::node_addr(&sim, 3))
+        .await
+        .unwrap();
+    s.write_all(b"10\nGetVessels").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        buf.len() < normal.len(),
+        "reset mid-reply: {} of {}",
+        buf.len(),
+        normal.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertise_million_values() {
+    let sim = start_yaml("nodes: {count: 0}\nadvertise: {behaviour: million_values}\n").await;
+    let got = exchange(
+        &sim.endpoints().unwrap().advertise_tcp,
+        &adv_get("anything"),
+    )
+    .await;
+    let nl = got.iter().position(|&b| b == b'\n').unwrap();
+    let len: usize = std::str::from_utf8(&got[..nl]).unwrap().parse().unwrap();
+    assert_eq!(len, got.len() - nl - 1);
+    assert!(len > 10_000_000);
+    assert!(got.ends_with(b"0:0:"));
+}
+
+/// The update site's metainfo verifies with the published key; each fault state shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_site_states() {
+    use num_bigint::BigUint;
+    let sim = start_yaml("nodes: {count: 0}\n").await;
+    let ep = sim.endpoints().unwrap();
+    let site = HttpJson::new(&ep.updatesite_url);
+    let control = HttpJson::new(&ep.control_url);
+    let (e, n) = ep.update_public_key.split_once(' ').unwrap();
+    let (e, n): (BigUint, BigUint) = (e.parse().unwrap(), n.parse().unwrap());
+    let verify = |m: &str| {
+        let (signed, sig) = m.rsplit_once('!').unwrap();
+        seattle_simulator::keys::KeyPair::verify(&e, &n, signed.as_bytes(), sig)
+    };
+    let m = site.get("metainfo").await;
+    assert!(verify(&m), "{m}");
+    // urllib asks for `updatesite//metainfo`.
+    assert!(verify(&site.get("/metainfo").await));
+    for line in m.lines().take_while(|l| !l.is_empty()) {
+        let mut f = line.split(' ');
+        let (path, _sha, size) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        assert_eq!(site.get(path).await.len(), size.parse::<usize>().unwrap());
+    }
+    control.post("metainfo", r#"{"state": "other_key"}"#).await;
+    assert!(!verify(&site.get("metainfo").await));
+    control.post("metainfo", r#"{"state": "expired"}"#).await;
+    let m = site.get("metainfo").await;
+    assert!(verify(&m));
+    let fields: Vec<&str> = m.rsplit('!').collect();
+    let expiration: f64 = fields[3].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(expiration < now);
+    control.post("metainfo", r#"{"state": "missing"}"#).await;
+    assert!(
+        site.get_status("metainfo")
+            .await
+            .starts_with("HTTP/1.0 404")
+            || site
+                .get_status("metainfo")
+                .await
+                .starts_with("HTTP/1.1 404")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockserver_and_clearinghouse() {
+    let sim = start_yaml(
+        "nodes: {count: 0}\nlockserver: {locks: [{kind: node, name: 'n1', held_seconds: 30}]}\n",
+    )
+    .await;
+    let ep = sim.endpoints().unwrap();
+    let ls = HttpJson::new(&ep.lockserver_url);
+    let r = ls
+        .post_raw(&seattle_simulator::xmlrpc::call("GetStatus", &[]))
+        .await;
+    assert!(
+        r.contains("<name>heldlockdict</name>") && r.contains("<name>n1</name>"),
+        "{r}"
+    );
+    let ch = HttpJson::new(&ep.clearinghouse_url);
+    assert!(ch.get_status("").await.contains(" 200 "));
+    HttpJson::new(&ep.control_url)
+        .post(
+            "service",
+            r#"{"service": "clearinghouse", "behaviour": "down"}"#,
+        )
+        .await;
+    let host = ep
+        .clearinghouse_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    assert!(TcpStream::connect(host).await.is_err());
+    HttpJson::new(&ep.control_url)
+        .post(
+            "service",
+            r#"{"service": "clearinghouse", "behaviour": "normal"}"#,
+        )
+        .await;
+    assert!(ch.get_status("").await.contains(" 200 "));
+}
+
+/// A tiny HTTP/1.0 client.
+struct HttpJson {
+    host: String,
+    base: String,
+}
+
+impl HttpJson {
+    fn new(url: &str) -> HttpJson {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        HttpJson {
+            host: host.to_string(),
+            base: format!("/{path}"),
+        }
+    }
+    async fn raw(&self, method: &str, path: &str, body: &str) -> String {
+        let req = format!(
+            "{method} {}{path} HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{body}",
+            self.base,
+            self.host,
+            body.len()
+        );
+        String::from_utf8_lossy(&exchange(&self.host, req.as_bytes()).await).into_owned()
+    }
+    async fn get_status(&self, path: &str) -> String {
+        self.raw("GET", path, "").await
+    }
+    async fn get(&self, path: &str) -> String {
+        let r = self.raw("GET", path, "").await;
+        r.split_once("\r\n\r\n").unwrap().1.to_string()
+    }
+    async fn post(&self, path: &str, body: &str) -> String {
+        let r = self.raw("POST", path, body).await;
+        r.split_once("\r\n\r\n").unwrap().1.to_string()
+    }
+    async fn post_raw(&self, body: &str) -> String {
+        self.post("", body).await
+    }
+}
+
+#[test]
+fn behaviours_parse_from_yaml() {
+    let sc = Scenario::from_yaml(
+        "nodes: {count: 2, hostile: [{node: 1, behaviour: drip}]}\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(sc.nodes.hostile[0].behaviour, Behaviour::Drip);
+}
