@@ -185,9 +185,11 @@ pub fn sha1_hex(data: &[u8]) -> String {
 pub enum Exponent {
     /// e = 65537, what `rsa.r2py` and `generatekeys.py` use.
     F4,
-    /// A random odd exponent of about the modulus size, like the production state keys and the
-    /// software-update key.
+    /// A random odd exponent of a quarter of the modulus size, like `rsa.r2py` makes: the
+    /// software-update key and the production state keys have ~1024-bit e for 4096-bit n.
     Random,
+    /// A random odd exponent of this many bits (at least 2, below the modulus size).
+    RandomBits(u64),
 }
 
 /// Why key generation failed.
@@ -225,8 +227,12 @@ pub fn generate_keypair_with<R: RngCore + ?Sized>(
         let phi = (&p - &one) * (&q - &one);
         let e = match exponent {
             Exponent::F4 => BigUint::from(65537u32),
-            Exponent::Random => {
-                let mut e = random_bits(rng, bits - 1) | &one;
+            Exponent::Random | Exponent::RandomBits(_) => {
+                let e_bits = match exponent {
+                    Exponent::RandomBits(b) => b.clamp(2, bits - 1),
+                    _ => (bits / 4).max(2),
+                };
+                let mut e = random_bits(rng, e_bits) | &one;
                 // Search upwards for an exponent coprime with phi; half of odd numbers are.
                 while !e.gcd(&phi).is_one() {
                     e += 2u32;
@@ -337,6 +343,10 @@ mod tests {
             let (public, private) = generate_keypair_with(&mut rng, 256, exp).unwrap();
             assert_eq!(public.bits(), 256);
             assert_eq!(private.modulus(), public.n);
+            if exp == Exponent::Random {
+                // A quarter of the modulus, like rsa.r2py.
+                assert!((64..=65).contains(&public.e.bits()), "{}", public.e.bits());
+            }
             let m = BigUint::from(0x01_dead_beefu64);
             let c = m.modpow(&private.d, &public.n);
             assert_eq!(c.modpow(&public.e, &public.n), m);
