@@ -10,6 +10,9 @@ use prometheus_client::registry::Registry;
 ///
 /// `collect` runs on a blocking thread (`spawn_blocking`) on every scrape, possibly at the same
 /// time as other collectors and as another scrape's call, so keep shared state behind a lock.
+/// A call still running at the scrape deadline (Prometheus' scrape timeout minus the offset set
+/// by [`crate::server::Exporter::scrape_timeout_offset`]) is reported as failed; bound your own
+/// waits (e.g. a stat on a dead NFS mount) so calls do not pile up.
 /// Metrics registered in `registry` are exported only when `collect` returns `Ok`; on `Err` the
 /// toolkit logs the error and exports `seattle_scrape_collector_success{collector} 0`.
 pub trait Collector: Send + Sync + 'static {
@@ -31,7 +34,13 @@ pub(crate) struct Collected {
 }
 
 /// Runs every collector concurrently on blocking threads; results keep the collectors' order.
-pub(crate) async fn collect_all(collectors: &[Arc<dyn Collector>]) -> Vec<Collected> {
+/// A collector still running at `deadline` is reported as failed (its thread cannot be stopped
+/// and finishes in the background), so a hung collector never hangs the scrape.
+pub(crate) async fn collect_all(
+    collectors: &[Arc<dyn Collector>],
+    deadline: tokio::time::Instant,
+) -> Vec<Collected> {
+    let start = Instant::now();
     let tasks: Vec<_> = collectors
         .iter()
         .map(|c| {
@@ -41,16 +50,27 @@ pub(crate) async fn collect_all(collectors: &[Arc<dyn Collector>]) -> Vec<Collec
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
     for (task, c) in tasks.into_iter().zip(collectors) {
-        out.push(task.await.unwrap_or_else(|e| {
-            // A panicking collector must not take the scrape down with it.
-            tracing::error!(collector = c.name(), error = %e, "collector panicked");
-            Collected {
-                name: c.name(),
-                success: false,
-                duration_seconds: 0.0,
-                body: String::new(),
+        let failed = |duration_seconds| Collected {
+            name: c.name(),
+            success: false,
+            duration_seconds,
+            body: String::new(),
+        };
+        out.push(match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(collected)) => collected,
+            Ok(Err(e)) => {
+                // A panicking collector must not take the scrape down with it.
+                tracing::error!(collector = c.name(), error = %e, "collector panicked");
+                failed(0.0)
             }
-        }));
+            Err(_) => {
+                tracing::error!(
+                    collector = c.name(),
+                    "collector did not finish before the scrape deadline"
+                );
+                failed(start.elapsed().as_secs_f64())
+            }
+        });
     }
     out
 }

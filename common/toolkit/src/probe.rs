@@ -79,7 +79,7 @@ impl ProbeContext {
 
     /// Notes a step of the probe: logged at debug level, and shown by `?debug=true`.
     pub fn log(&self, message: impl Display) {
-        tracing::debug!(target = %self.target, "{message}");
+        tracing::debug!(probe_target = %self.target, "{message}");
         if let Some(buf) = &self.debug
             && let Ok(mut buf) = buf.lock()
         {
@@ -144,6 +144,21 @@ impl From<&ProbeFlags> for ProbeOptions {
             max_in_flight: flags.max_in_flight,
             ..Self::default()
         }
+    }
+}
+
+/// The time budget of a scrape: Prometheus' `X-Prometheus-Scrape-Timeout-Seconds` header value
+/// (or `default` when absent or unparsable) minus `offset`. When the offset would eat the whole
+/// budget it is ignored rather than answering at once.
+pub fn scrape_budget(header: Option<&str>, default: Duration, offset: Duration) -> Duration {
+    let scrape_timeout = header
+        .and_then(|h| h.trim().parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(default);
+    match scrape_timeout.checked_sub(offset) {
+        Some(d) if !d.is_zero() => d,
+        _ => scrape_timeout,
     }
 }
 
@@ -256,18 +271,12 @@ impl ProbeEndpoint {
         );
     }
 
-    /// The time budget: the scrape timeout header (or the default) minus the offset. When the
-    /// offset would eat the whole budget it is ignored rather than answering at once.
     pub(crate) fn budget(&self, header: Option<&str>) -> Duration {
-        let scrape_timeout = header
-            .and_then(|h| h.trim().parse::<f64>().ok())
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .filter(|d| !d.is_zero())
-            .unwrap_or(self.options.default_timeout);
-        match scrape_timeout.checked_sub(self.options.timeout_offset) {
-            Some(d) if !d.is_zero() => d,
-            _ => scrape_timeout,
-        }
+        scrape_budget(
+            header,
+            self.options.default_timeout,
+            self.options.timeout_offset,
+        )
     }
 
     fn reject(&self, reason: &'static str) {
@@ -323,7 +332,13 @@ impl ProbeEndpoint {
             Ok(()) => ctx.log(format_args!("probe succeeded in {duration:.3}s")),
             Err(f) => {
                 ctx.log(format_args!("probe failed in {duration:.3}s: {f}"));
-                tracing::debug!(target, module, reason = f.reason, detail = %f.detail, "probe failed");
+                tracing::debug!(
+                    probe_target = target,
+                    module,
+                    reason = f.reason,
+                    detail = %f.detail,
+                    "probe failed"
+                );
             }
         }
         add_outcome(&mut registry, &outcome, duration);
@@ -365,5 +380,37 @@ fn add_outcome(registry: &mut Registry, outcome: &Result<(), ProbeFailure>, dura
         let info = Family::<Labels, Gauge>::default();
         info.get_or_create(&vec![("reason", f.reason)]).set(1);
         registry.register("seattle_probe_failure_info", "Why the probe failed", info);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_from_header_default_and_offset() {
+        let ten = Duration::from_secs(10);
+        let half = Duration::from_millis(500);
+        assert_eq!(
+            scrape_budget(Some("1.5"), ten, half),
+            Duration::from_secs(1)
+        );
+        assert_eq!(scrape_budget(None, ten, half), Duration::from_millis(9500));
+        assert_eq!(
+            scrape_budget(Some("junk"), ten, half),
+            Duration::from_millis(9500)
+        );
+        assert_eq!(
+            scrape_budget(Some("-3"), ten, half),
+            Duration::from_millis(9500)
+        );
+        assert_eq!(
+            scrape_budget(Some("0.4"), ten, half),
+            Duration::from_millis(400)
+        );
+        assert_eq!(
+            scrape_budget(Some("1e400"), ten, half),
+            Duration::from_millis(9500)
+        );
     }
 }

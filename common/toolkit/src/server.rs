@@ -38,7 +38,7 @@ use crate::build_info;
 use crate::collector::{Collector, collect_all};
 use crate::exposition::{Format, openmetrics_to_text};
 use crate::flags::WebFlags;
-use crate::probe::{ProbeAnswer, ProbeEndpoint, ProbeOptions, ProbeRequest, Prober};
+use crate::probe::{ProbeAnswer, ProbeEndpoint, ProbeOptions, ProbeRequest, Prober, scrape_budget};
 use crate::webconfig::WebConfigWatcher;
 
 /// Prometheus' header carrying the scrape timeout in seconds.
@@ -51,6 +51,7 @@ pub struct Exporter {
     registry: Registry,
     collectors: Vec<Arc<dyn Collector>>,
     probe: Option<ProbeEndpoint>,
+    scrape_timeout_offset: Duration,
 }
 
 struct AppState {
@@ -59,7 +60,11 @@ struct AppState {
     registry: Registry,
     collectors: Vec<Arc<dyn Collector>>,
     probe: Option<ProbeEndpoint>,
+    scrape_timeout_offset: Duration,
 }
+
+/// Scrape timeout assumed for collectors when Prometheus sends no timeout header.
+const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Exporter {
     /// `name` is the program name shown on the landing page, e.g. `seattle_process_exporter`.
@@ -70,7 +75,14 @@ impl Exporter {
             registry: Registry::default(),
             collectors: Vec::new(),
             probe: None,
+            scrape_timeout_offset: Duration::from_millis(500),
         }
+    }
+
+    /// Collectors must finish by the scrape timeout minus this (default 0.5 s).
+    pub fn scrape_timeout_offset(mut self, offset: Duration) -> Self {
+        self.scrape_timeout_offset = offset;
+        self
     }
 
     /// Where the exporter's metrics are served (`--web.telemetry-path`).
@@ -122,6 +134,7 @@ impl Exporter {
             registry: self.registry,
             collectors: self.collectors,
             probe: self.probe,
+            scrape_timeout_offset: self.scrape_timeout_offset,
         });
         let mut router = Router::new()
             .route(&self.telemetry_path, get(metrics_handler))
@@ -168,7 +181,11 @@ async fn metrics_handler(State(state): State<Arc<AppState>>, headers: HeaderMap)
     let mut body = String::new();
     encode_or_log(&mut body, &state.registry);
     if !state.collectors.is_empty() {
-        let results = collect_all(&state.collectors).await;
+        let header = headers
+            .get(SCRAPE_TIMEOUT_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let budget = scrape_budget(header, DEFAULT_SCRAPE_TIMEOUT, state.scrape_timeout_offset);
+        let results = collect_all(&state.collectors, tokio::time::Instant::now() + budget).await;
         let success = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
         let duration = Family::<
             Vec<(&'static str, &'static str)>,

@@ -122,6 +122,9 @@ pub struct ActiveWebConfig {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     auth_cache: Mutex<HashMap<u64, bool>>,
     cache_key: std::collections::hash_map::RandomState,
+    /// Hash of a random password with the users' cost: unknown users are checked against it so
+    /// that they take as long as known ones. Made on first use (bcrypt is slow).
+    dummy_hash: OnceLock<String>,
 }
 
 impl std::fmt::Debug for ActiveWebConfig {
@@ -135,20 +138,6 @@ impl std::fmt::Debug for ActiveWebConfig {
 
 /// How many verified (user, password) pairs are remembered before the cache is emptied.
 const AUTH_CACHE_CAP: usize = 1024;
-
-/// A bcrypt hash of a random password: unknown users are checked against it so that they take as
-/// long as known ones.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0);
-        bcrypt::hash(format!("{:x}", h.finish()), bcrypt::DEFAULT_COST).unwrap_or_else(|_| {
-            // Only fails on an invalid cost; DEFAULT_COST is valid. Fall back to a fixed hash.
-            "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DSmrlqz.BHtozxBaUO8wG".to_string()
-        })
-    })
-}
 
 impl ActiveWebConfig {
     /// No TLS, no authentication.
@@ -167,7 +156,29 @@ impl ActiveWebConfig {
             headers,
             auth_cache: Mutex::new(HashMap::new()),
             cache_key: std::collections::hash_map::RandomState::new(),
+            dummy_hash: OnceLock::new(),
         }
+    }
+
+    fn dummy_hash(&self) -> &str {
+        self.dummy_hash.get_or_init(|| {
+            let cost = self
+                .config
+                .basic_auth_users
+                .values()
+                .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
+                .map(|p| p.get_cost())
+                .max()
+                .unwrap_or(bcrypt::DEFAULT_COST);
+            let mut h = self.cache_key.build_hasher();
+            h.write_u8(0);
+            let password = format!("{:x}", h.finish());
+            // hash() fails only for a cost out of range, which parsed hashes cannot have; the
+            // fallback is exporter-toolkit's dummy hash (cost 10).
+            bcrypt::hash(password, cost).unwrap_or_else(|_| {
+                "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DSmrlqz.BHtozxBaUO8wG".to_string()
+            })
+        })
     }
 
     /// Whether requests must carry basic-auth credentials.
@@ -185,7 +196,9 @@ impl ActiveWebConfig {
             return false;
         };
         let known = self.config.basic_auth_users.get(&user);
-        let hash = known.map(String::as_str).unwrap_or_else(|| dummy_hash());
+        let hash = known
+            .map(String::as_str)
+            .unwrap_or_else(|| self.dummy_hash());
         // Keyed by a secret-keyed hash of user, stored hash and password, so the cache holds no
         // password and a changed hash misses.
         let key = {
@@ -244,7 +257,7 @@ pub fn load(path: &Path) -> Result<ActiveWebConfig, WebConfigError> {
     };
     let base = path.parent().unwrap_or(Path::new("."));
     for (user, hash) in &config.basic_auth_users {
-        if bcrypt::HashParts::from_str_checked(hash).is_none() {
+        if hash.parse::<bcrypt::HashParts>().is_err() {
             return Err(WebConfigError::new(
                 path,
                 format!("basic_auth_users.{user}: not a bcrypt hash"),
@@ -270,17 +283,6 @@ pub fn load(path: &Path) -> Result<ActiveWebConfig, WebConfigError> {
         })?)),
     };
     Ok(ActiveWebConfig::build(config, headers, tls))
-}
-
-/// Small extension so the bcrypt check reads well above.
-trait HashPartsExt {
-    fn from_str_checked(s: &str) -> Option<bcrypt::HashParts>;
-}
-
-impl HashPartsExt for bcrypt::HashParts {
-    fn from_str_checked(s: &str) -> Option<bcrypt::HashParts> {
-        s.parse().ok()
-    }
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {

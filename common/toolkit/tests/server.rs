@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use seattle_exporter_toolkit::exposition::{OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use seattle_exporter_toolkit::server::Exporter;
 use seattle_exporter_toolkit::testing::wait_until;
 use support::{TestServer, basic, https_get, self_signed, write_web_config};
 
@@ -94,9 +95,52 @@ fn metrics_in_text_format_pass_promtool() {
             body.contains("# HELP seattle_demo_temperature A \"quoted\" help text.\n"),
             "{body}"
         );
+        assert!(
+            body.contains("# TYPE seattle_demo_latency_seconds histogram\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("# TYPE seattle_demo_version_info gauge\n"),
+            "{body}"
+        );
+        assert!(body.contains("seattle_demo_traced_total 2\n"), "{body}");
+        assert!(
+            !body.contains("# UNIT") && !body.contains("trace_id"),
+            "{body}"
+        );
         let (code, out) = promtool_check(&body);
         assert_eq!(code, 0, "promtool check metrics: {out}\n{body}");
     }
+}
+
+#[test]
+fn a_stuck_collector_fails_at_the_scrape_deadline() {
+    let (release, stuck) = std::sync::mpsc::channel::<()>();
+    let exporter = Exporter::new("stuck_exporter")
+        .collector(support::DemoCollector)
+        .collector(support::StuckCollector(std::sync::Mutex::new(stuck)));
+    let s = TestServer::start_exporter(
+        exporter,
+        std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
+        None,
+    )
+    .unwrap();
+    let r = s.get(
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    );
+    assert_eq!(r.status, 200);
+    let body = r.text();
+    assert!(
+        body.contains("seattle_scrape_collector_success{collector=\"stuck\"} 0\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("seattle_scrape_collector_success{collector=\"demo\"} 1\n"),
+        "{body}"
+    );
+    assert!(body.contains("seattle_demo_events_total 7\n"), "{body}");
+    drop(release);
 }
 
 #[test]

@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::CounterWithExemplar;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use prometheus_client::registry::Unit;
 use seattle_exporter_toolkit::collector::Collector;
 use seattle_exporter_toolkit::probe::{ProbeContext, ProbeFailure, ProbeOptions, Prober};
 use seattle_exporter_toolkit::server::{Exporter, Server};
@@ -31,6 +35,18 @@ impl Collector for DemoCollector {
         let temp = Gauge::<i64>::default();
         temp.set(21);
         registry.register("seattle_demo_temperature", "A \"quoted\" help text", temp);
+        // Types whose OpenMetrics form differs most from text 0.0.4.
+        let latency = Histogram::new([0.1, 1.0]);
+        latency.observe(0.5);
+        registry.register_with_unit("seattle_demo_latency", "Latency", Unit::Seconds, latency);
+        registry.register(
+            "seattle_demo_version",
+            "Version",
+            Info::new(vec![("v", "1")]),
+        );
+        let traced = CounterWithExemplar::<Vec<(String, String)>>::default();
+        let _ = traced.inc_by(2, Some(vec![("trace_id".into(), "abc".into())]), None);
+        registry.register("seattle_demo_traced", "Traced", traced);
         Ok(())
     }
 }
@@ -45,6 +61,20 @@ impl Collector for BrokenCollector {
     fn collect(&self, registry: &mut Registry) -> anyhow::Result<()> {
         registry.register("seattle_demo_partial", "Half done", Gauge::<i64>::default());
         anyhow::bail!("cannot read /proc/demo")
+    }
+}
+
+/// Blocks until the test drops the sender (a hung NFS stat, say).
+pub struct StuckCollector(pub std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+
+impl Collector for StuckCollector {
+    fn name(&self) -> &'static str {
+        "stuck"
+    }
+    fn collect(&self, _registry: &mut Registry) -> anyhow::Result<()> {
+        let rx = self.0.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let _ = rx.recv();
+        Ok(())
     }
 }
 
@@ -101,12 +131,6 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the demo exporter; `Err` when the web config is unusable.
     pub fn start(web_config: Option<&Path>) -> anyhow::Result<TestServer> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let server = rt.block_on(Server::bind(&["127.0.0.1:0".to_string()], web_config))?;
-        let addr = server.local_addrs()[0];
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let modules = vec![
             ("ok".to_string(), DemoModule::Succeed),
@@ -114,7 +138,7 @@ impl TestServer {
             ("hang".to_string(), DemoModule::Hang),
             ("gate".to_string(), DemoModule::Gate(Arc::clone(&gate))),
         ];
-        let router = Exporter::new("demo_exporter")
+        let exporter = Exporter::new("demo_exporter")
             .collector(DemoCollector)
             .collector(BrokenCollector)
             .prober(
@@ -124,8 +148,23 @@ impl TestServer {
                     max_in_flight: 1,
                     ..ProbeOptions::default()
                 },
-            )
-            .router();
+            );
+        Self::start_exporter(exporter, gate, web_config)
+    }
+
+    /// Serves `exporter` on a free port; `gate` is released on drop.
+    pub fn start_exporter(
+        exporter: Exporter,
+        gate: Arc<tokio::sync::Semaphore>,
+        web_config: Option<&Path>,
+    ) -> anyhow::Result<TestServer> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let server = rt.block_on(Server::bind(&["127.0.0.1:0".to_string()], web_config))?;
+        let addr = server.local_addrs()[0];
+        let router = exporter.router();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             rt.block_on(server.run(router, async {
