@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regex::Regex;
+use seattle_exporter_toolkit::config::Spanned;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 /// One group of processes, ready to match.
 #[derive(Debug, Clone)]
@@ -165,11 +165,16 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Config::default());
     }
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(0);
-        let message = first_line(&e.to_string());
-        err(line, field_of_serde_message(&message), message)
-    })?;
+    // The toolkit's loader names the field path of type errors and unknown keys.
+    let raw: RawConfig = seattle_exporter_toolkit::config::parse_yaml(Path::new(file), text)
+        .map_err(|e| {
+            let field = e
+                .field
+                .as_deref()
+                .map(without_span_segments)
+                .unwrap_or_else(|| field_of_serde_message(&e.message));
+            err(e.line.unwrap_or(0), field, e.message)
+        })?;
 
     let mut config = Config::default();
     for (i, g) in raw.process_groups.into_iter().enumerate() {
@@ -263,8 +268,11 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
+/// `Spanned` wrappers show up as `.value` in field paths; users never wrote those.
+fn without_span_segments(path: &str) -> String {
+    path.replace(".value.", ".")
+        .trim_end_matches(".value")
+        .to_string()
 }
 
 fn one_line(s: &str) -> String {
@@ -456,9 +464,23 @@ mod tests {
     #[test]
     fn errors_name_line_and_field() {
         let e = error("process_groups:\n  - name: b\n    match: {comm: [x]}\n    bogus: 1\n");
-        assert_eq!((e.line, e.field.as_str()), (4, "bogus"), "{e}");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (4, "process_groups[0].bogus"),
+            "{e}"
+        );
         let e = error("process_groups:\n  - name: b\n    match: {comm: [x]}\n    min: many\n");
-        assert_eq!(e.line, 4, "{e}");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (4, "process_groups[0].min"),
+            "{e}"
+        );
+        let e = error("process_groups:\n  - name: b\n    match: {comm: x}\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (3, "process_groups[0].match.comm"),
+            "{e}"
+        );
         let e = error("process_groups:\n  - name: b\n    match:\n      cmdline: '(unclosed'\n");
         assert_eq!(
             (e.line, e.field.as_str()),
