@@ -136,13 +136,24 @@ impl Exporter {
             probe: self.probe,
             scrape_timeout_offset: self.scrape_timeout_offset,
         });
-        let mut router = Router::new()
-            .route(&self.telemetry_path, get(metrics_handler))
-            .route("/", get(landing_page))
-            .route("/-/healthy", get(|| async { "Healthy\n" }))
-            .route("/-/ready", get(|| async { "Ready\n" }));
+        // The telemetry path comes from a flag: braces are escaped so axum takes it literally, and
+        // a fixed route it collides with is left out (the telemetry path wins) instead of panicking.
+        let telemetry = self.telemetry_path.replace('{', "{{").replace('}', "}}");
+        let mut router = Router::new().route(&telemetry, get(metrics_handler));
+        let mut fixed: Vec<(&str, axum::routing::MethodRouter<Arc<AppState>>)> = vec![
+            ("/", get(landing_page)),
+            ("/-/healthy", get(|| async { "Healthy\n" })),
+            ("/-/ready", get(|| async { "Ready\n" })),
+        ];
         if state.probe.is_some() {
-            router = router.route("/probe", get(probe_handler));
+            fixed.push(("/probe", get(probe_handler)));
+        }
+        for (path, handler) in fixed {
+            if path == self.telemetry_path {
+                tracing::warn!(path, "the telemetry path hides this route");
+            } else {
+                router = router.route(path, handler);
+            }
         }
         router
             .with_state(state)

@@ -401,3 +401,55 @@ fn broken_web_config_fails_at_start_naming_the_file() {
         .to_string();
     assert!(e.contains("absent.yml"), "{e}");
 }
+
+#[test]
+fn shutdown_lets_requests_in_progress_finish() {
+    let s = TestServer::start(None).unwrap();
+    let addr = s.addr.to_string();
+    let gate = std::sync::Arc::clone(&s.gate);
+    let in_flight = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            seattle_exporter_toolkit::testing::http_get(&addr, "/probe?target=a&module=gate", &[])
+        })
+    };
+    wait_until(Duration::from_secs(30), "the gated probe to start", || {
+        s.get("/metrics", &[])
+            .text()
+            .contains("seattle_exporter_probes_in_flight 1\n")
+            .then_some(())
+    })
+    .unwrap();
+    let stopping = std::thread::spawn(move || s.shutdown());
+    // Once new connections are refused, the server is draining; only then let the probe finish.
+    wait_until(Duration::from_secs(30), "the listener to close", || {
+        std::net::TcpStream::connect(&addr).is_err().then_some(())
+    })
+    .unwrap();
+    gate.add_permits(1);
+    let answer = in_flight.join().unwrap().unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.text().contains("probe_success 1\n"),
+        "{}",
+        answer.text()
+    );
+    stopping.join().unwrap().unwrap();
+}
+
+#[test]
+fn custom_telemetry_path() {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    for path in ["/x/{y}", "/"] {
+        let exporter = Exporter::new("path_exporter")
+            .telemetry_path(path)
+            .collector(support::DemoCollector);
+        let s = TestServer::start_exporter(exporter, std::sync::Arc::clone(&gate), None).unwrap();
+        let r = s.get(path, &[]);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.text().contains("seattle_demo_events_total 7"), "{path}");
+        if path != "/metrics" {
+            assert_eq!(s.get("/metrics", &[]).status, 404);
+        }
+    }
+}

@@ -179,6 +179,19 @@ impl TestServer {
         })
     }
 
+    /// Asks the server to stop and waits until `Server::run` returns.
+    pub fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| anyhow::anyhow!("server thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
         seattle_exporter_toolkit::testing::http_get(&self.addr.to_string(), path, headers)
             .expect("HTTP request")
