@@ -27,6 +27,13 @@ N_BASE = int(os.environ.get("N_BASE", "100"))  # process-exporter scrapes, ~90 p
 N_LOADED = int(os.environ.get("N_LOADED", "15"))  # process-exporter scrapes, +2,000 processes
 EXTRA = int(os.environ.get("EXTRA", "2000"))
 TICK = os.sysconf("SC_CLK_TCK")
+# What Prometheus 2.42 sends on a scrape: both exporters answer as they would to it.
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
 
 SCRIPTS = [
     "transition_donation_to_canonical",
@@ -93,7 +100,7 @@ class Exporter:
     def scrape(self):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         start = time.perf_counter()
-        c.request("GET", "/metrics")
+        c.request("GET", "/metrics", headers=PROMETHEUS_HEADERS)
         r = c.getresponse()
         body = r.read()
         elapsed = time.perf_counter() - start

@@ -3,3 +3,4 @@
 pub mod collector;
 pub mod config;
 pub mod proc_scan;
+pub mod tcp_check;

@@ -6,10 +6,9 @@
 //! the pid and start time but changes the program (and so, almost always, comm).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -19,9 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::config::{Matcher, ProcessGroup};
 use crate::proc_scan::{self, ProcReader, ProcScanner, Stat};
-
-/// Concurrent TCP connects for `listen` checks, at most.
-const MAX_CONNECTS_IN_FLIGHT: usize = 8;
+use crate::tcp_check;
 
 /// What one scrape found for one group.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,29 +121,11 @@ impl ProcessCollector {
             .enumerate()
             .flat_map(|(i, g)| g.listen.iter().map(move |a| (i, *a)))
             .collect();
-        let answered: Vec<AtomicBool> = targets.iter().map(|_| AtomicBool::new(false)).collect();
-        let next = AtomicUsize::new(0);
-        let timeout = self.connect_timeout;
-
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = &mut *state;
-        // Connects run while /proc is read, so a slow address costs no extra time.
-        let scan = std::thread::scope(|s| {
-            for _ in 0..targets.len().min(MAX_CONNECTS_IN_FLIGHT) {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((_, addr)) = targets.get(i) else {
-                            break;
-                        };
-                        let ok = TcpStream::connect_timeout(addr, timeout).is_ok();
-                        answered[i].store(ok, Ordering::Relaxed);
-                    }
-                });
-            }
-            self.scan(state)
-        });
-        scan?;
+        self.scan(state)?;
+        let addrs: Vec<SocketAddr> = targets.iter().map(|(_, a)| *a).collect();
+        let answered = tcp_check::accepts(&addrs, self.connect_timeout);
 
         let mut out = Vec::with_capacity(self.groups.len());
         for (i, g) in self.groups.iter().enumerate() {
@@ -170,7 +149,7 @@ impl ProcessCollector {
                     .iter()
                     .zip(&answered)
                     .filter(|((gi, _), _)| *gi == i)
-                    .map(|((_, a), ok)| (*a, ok.load(Ordering::Relaxed)))
+                    .map(|((_, a), ok)| (*a, *ok))
                     .collect(),
             });
         }
