@@ -252,7 +252,9 @@ impl ProcessCollector {
         let mut out: Vec<u16> = Vec::new();
         for (i, g) in self.groups.iter().enumerate() {
             let m: &Matcher = &g.matcher;
-            if !m.comm.is_empty() && !m.comm.iter().any(|c| c.as_bytes() == stat.comm) {
+            // The kernel keeps only the first 15 bytes of a command name.
+            let same_comm = |c: &String| c.as_bytes()[..c.len().min(15)] == *stat.comm;
+            if !m.comm.is_empty() && !m.comm.iter().any(same_comm) {
                 continue;
             }
             if let Some(want) = m.uid {
