@@ -7,7 +7,6 @@
 //! cost one full-size `modpow` per chunk.
 
 use num_bigint::BigUint;
-use num_traits::Zero;
 use sha1::{Digest, Sha1};
 
 use crate::keys::{PrivateKey, PublicKey};
@@ -192,9 +191,20 @@ fn chunk_len(n: &BigUint) -> usize {
     bits.saturating_sub(1) as usize
 }
 
+/// Largest modulus we verify with. Real keys stop at 4096 bits; an attacker-made key of tens
+/// of thousands of bits would cost seconds of `modpow` per check.
+pub const MAX_VERIFY_BITS: u64 = 8192;
+
 /// Does `signature` verify for `signed` under `key`? Textbook RSA over SHA-1 chunks.
+///
+/// Only the chunk count a real signer produces for this modulus is accepted, so a signer
+/// cannot make us run extra `modpow`s with chunks that decode to nothing.
 pub fn verify_signature(signed: &[u8], signature: &[BigUint], key: &PublicKey) -> bool {
-    if signature.is_empty() || signature.len() > MAX_SIGNATURE_CHUNKS || key.n.is_zero() {
+    let step = chunk_len(&key.n);
+    if step == 0 || key.n.bits() > MAX_VERIFY_BITS || key.e.bits() > key.n.bits() {
+        return false;
+    }
+    if signature.len() != 20usize.div_ceil(step) {
         return false;
     }
     let digest = Sha1::digest(signed);
@@ -393,6 +403,22 @@ mod tests {
         for (v, want) in cases {
             assert_eq!(py2_float_str(v), want, "{v}");
         }
+    }
+
+    #[test]
+    fn hostile_signatures_are_rejected_without_panicking() {
+        let key = PublicKey::parse("3 3233").unwrap(); // too small to carry a chunk
+        assert!(!verify_signature(b"x", &[BigUint::from(1u32)], &key));
+        let sd =
+            parse(b"x\n!65537 747340318809666290119336386599!None!None!None!None! 1 1 1").unwrap();
+        // Right chunk count for a 100-bit key is 2; three "empty" chunks are refused.
+        assert_eq!(sd.verify(), Err(SignedDataError::BadSignature));
+        // A signature integer larger than n is reduced, not a panic.
+        let big = format!(
+            "x\n!65537 747340318809666290119336386599!None!None!None!None! {} 5",
+            "9".repeat(200)
+        );
+        assert!(parse(big.as_bytes()).unwrap().verify().is_err());
     }
 
     #[test]

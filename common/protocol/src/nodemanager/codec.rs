@@ -63,7 +63,8 @@ pub fn split_reply(payload: &[u8]) -> Result<Reply<'_>, ReplyError> {
         .iter()
         .rposition(|&b| b == b'\n')
         .ok_or(ReplyError::NoStatus)?;
-    let (text, word) = (&payload[..nl], &payload[nl + 1..]);
+    let (text, word) = payload.split_at(nl);
+    let word = word.get(1..).unwrap_or_default();
     let status = Status::parse(word).ok_or(ReplyError::UnknownStatus)?;
     Ok(Reply { text, status })
 }
@@ -160,8 +161,9 @@ fn split_args(s: &[u8], max: usize) -> Vec<&[u8]> {
     while out.len() < max {
         match rest.iter().position(|&b| b == b'|') {
             Some(i) => {
-                out.push(&rest[..i]);
-                rest = &rest[i + 1..];
+                let (arg, tail) = rest.split_at(i);
+                out.push(arg);
+                rest = tail.get(1..).unwrap_or_default();
             }
             None => break,
         }
@@ -176,7 +178,7 @@ pub fn parse_request(payload: &[u8]) -> Request<'_> {
         .iter()
         .position(|&b| b == b'|')
         .unwrap_or(payload.len());
-    let name = &payload[..name_end];
+    let name = payload.get(..name_end).unwrap_or_default();
     let Some(&(call, nargs, public)) = CALLS.iter().find(|(n, _, _)| n.as_bytes() == name) else {
         return Request::UnknownCall;
     };
@@ -204,7 +206,7 @@ pub fn parse_request(payload: &[u8]) -> Request<'_> {
     let Some(nl) = payload.iter().rposition(|&b| b == b'\n') else {
         return Request::InternalError;
     };
-    let body = &payload[..nl];
+    let body = payload.get(..nl).unwrap_or_default();
     let parts = split_args(body, nargs);
     if parts.len() < nargs + 1 {
         return Request::InternalError;
