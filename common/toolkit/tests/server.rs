@@ -453,3 +453,75 @@ fn custom_telemetry_path() {
         }
     }
 }
+
+#[test]
+fn client_certificate_policies() {
+    let server = self_signed();
+    let clients = support::client_certs();
+    let config = server.dir.path().join("web.yml");
+    let good = Some((clients.good.0.as_path(), clients.good.1.as_path()));
+    let rogue = Some((clients.rogue.0.as_path(), clients.rogue.1.as_path()));
+    // (client_auth_type, [no certificate, CA-signed, self-signed]) → served?
+    let cases = [
+        ("NoClientCert", [true, true, true]),
+        ("RequestClientCert", [true, true, true]),
+        ("RequireAnyClientCert", [false, true, true]),
+        ("VerifyClientCertIfGiven", [true, true, false]),
+        ("RequireAndVerifyClientCert", [false, true, false]),
+    ];
+    for (auth_type, expected) in cases {
+        std::fs::write(
+            &config,
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  client_auth_type: {auth_type}\n",
+                server.cert.display(),
+                server.key.display(),
+                clients.ca.display()
+            ),
+        )
+        .unwrap();
+        let s = TestServer::start(Some(&config)).unwrap();
+        for (client, want) in [None, good, rogue].into_iter().zip(expected) {
+            let served = support::https_get_as(s.addr, &server.cert, client, "/-/healthy", &[])
+                .is_ok_and(|r| r.status == 200);
+            assert_eq!(
+                served, want,
+                "{auth_type} with client certificate {client:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn tls_version_bounds() {
+    let cert = self_signed();
+    let config = cert.dir.path().join("web.yml");
+    let tls = |min: &str, max: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  min_version: {min}\n  max_version: {max}\n",
+            cert.cert.display(),
+            cert.key.display()
+        )
+    };
+    std::fs::write(&config, tls("TLS13", "TLS13")).unwrap();
+    let s = TestServer::start(Some(&config)).unwrap();
+    assert_eq!(
+        https_get(s.addr, &cert.cert, "/-/ready", &[])
+            .unwrap()
+            .status,
+        200
+    );
+    drop(s);
+    std::fs::write(&config, tls("TLS13", "TLS12")).unwrap();
+    let e = TestServer::start(Some(&config))
+        .err()
+        .expect("min above max")
+        .to_string();
+    assert!(e.contains("web.yml") && e.contains("min_version"), "{e}");
+    std::fs::write(&config, tls("TLS11", "TLS12")).unwrap();
+    let e = TestServer::start(Some(&config))
+        .err()
+        .expect("TLS11")
+        .to_string();
+    assert!(e.contains("TLS11"), "{e}");
+}

@@ -218,6 +218,99 @@ pub struct Certificate {
     pub key: PathBuf,
 }
 
+fn openssl(args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl CLI (Debian package openssl) is needed to make test certificates");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// A CA, a client certificate it signed, and a self-signed client certificate it did not.
+pub struct ClientCerts {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub good: (PathBuf, PathBuf),
+    pub rogue: (PathBuf, PathBuf),
+}
+
+pub fn client_certs() -> ClientCerts {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    let (ca_key, ca_crt) = (p("ca.key"), p("ca.crt"));
+    ca.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_crt,
+    ]);
+    openssl(&ca);
+    let (csr, key, crt) = (p("client.csr"), p("client.key"), p("client.crt"));
+    let mut req = vec!["req"];
+    req.extend(ec);
+    req.extend(["-subj", "/CN=client", "-keyout", &key, "-out", &csr]);
+    openssl(&req);
+    let ext = p("client.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        &crt,
+        "-extfile",
+        &ext,
+    ]);
+    let (rkey, rcrt) = (p("rogue.key"), p("rogue.crt"));
+    let mut rogue = vec!["req", "-x509"];
+    rogue.extend(ec);
+    rogue.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rogue",
+        "-keyout",
+        &rkey,
+        "-out",
+        &rcrt,
+    ]);
+    rogue.extend(["-addext", "basicConstraints=critical,CA:FALSE"]);
+    rogue.extend(["-addext", "extendedKeyUsage=clientAuth"]);
+    openssl(&rogue);
+    ClientCerts {
+        ca: ca_crt.into(),
+        good: (crt.into(), key.into()),
+        rogue: (rcrt.into(), rkey.into()),
+        dir,
+    }
+}
+
 pub fn self_signed() -> Certificate {
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("server.crt");
@@ -252,6 +345,17 @@ pub fn https_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<HttpResponse> {
+    https_get_as(addr, ca, None, path, headers)
+}
+
+/// Like [`https_get`], presenting a client certificate `(cert, key)` when given.
+pub fn https_get_as(
+    addr: SocketAddr,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<HttpResponse> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_file_iter(ca)? {
@@ -261,8 +365,15 @@ pub fn https_get(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let config = match client {
+        None => config.with_no_client_auth(),
+        Some((cert, key)) => config.with_client_auth_cert(
+            rustls_pki_types::CertificateDer::pem_file_iter(cert)?
+                .collect::<Result<Vec<_>, _>>()?,
+            rustls_pki_types::PrivateKeyDer::from_pem_file(key)?,
+        )?,
+    };
     let name = rustls_pki_types::ServerName::try_from("localhost")?.to_owned();
     let conn = rustls::ClientConnection::new(Arc::new(config), name)?;
     let tcp = TcpStream::connect(addr)?;
