@@ -109,3 +109,16 @@ mod logfmt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The only test in this binary that installs the global logger.
+    #[test]
+    fn installs_once() {
+        assert!(init(LogLevel::Debug, LogFormat::Json).is_ok());
+        tracing::info!(answer = 42, "logger installed");
+        assert!(init(LogLevel::Info, LogFormat::Logfmt).is_err());
+    }
+}

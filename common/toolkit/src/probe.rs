@@ -8,6 +8,41 @@
 //! `probe_duration_seconds` and, on failure, `seattle_probe_failure_info{reason}`.
 //! `?debug=true` answers a plain-text log of the probe ([`ProbeContext::log`]) followed by the
 //! metrics, like blackbox.
+//!
+//! ```
+//! use futures::future::BoxFuture;
+//! use prometheus_client::registry::Registry;
+//! use seattle_exporter_toolkit::probe::{ProbeContext, ProbeFailure, ProbeOptions, Prober};
+//! use seattle_exporter_toolkit::server::Exporter;
+//!
+//! struct TcpModule { port: u16 }
+//! struct TcpProber;
+//!
+//! impl Prober for TcpProber {
+//!     type Module = TcpModule;
+//!     fn probe<'a>(
+//!         &'a self,
+//!         target: &'a str,
+//!         module: &'a TcpModule,
+//!         ctx: &'a ProbeContext,
+//!         _registry: &'a mut Registry,
+//!     ) -> BoxFuture<'a, Result<(), ProbeFailure>> {
+//!         Box::pin(async move {
+//!             ctx.log(format_args!("connecting to {target}:{}", module.port));
+//!             // Cancelled by the toolkit at ctx.deadline(); no timeout needed here.
+//!             tokio::net::TcpStream::connect((target, module.port))
+//!                 .await
+//!                 .map_err(|e| ProbeFailure::new("connection_refused", e.to_string()))?;
+//!             Ok(())
+//!         })
+//!     }
+//! }
+//!
+//! let modules = [("tcp_1224".to_string(), TcpModule { port: 1224 })];
+//! let _router = Exporter::new("example_exporter")
+//!     .prober(TcpProber, modules, ProbeOptions::default())
+//!     .router();
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
