@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 /// waits (e.g. a stat on a dead NFS mount) so calls do not pile up.
 /// Metrics registered in `registry` are exported only when `collect` returns `Ok`; on `Err` the
 /// toolkit logs the error and exports `seattle_scrape_collector_success{collector} 0`.
+/// Metric names must not repeat across collectors (the scrape would fail to parse).
 pub trait Collector: Send + Sync + 'static {
     /// Bounded snake_case name, the `collector` label value.
     fn name(&self) -> &'static str;
