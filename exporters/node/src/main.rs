@@ -1,3 +1,68 @@
-fn main() {
-    println!("seattle_node_exporter: not built yet");
+//! `seattle_node_exporter`: flags, config, routes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use seattle_exporter_toolkit::flags::{ProbeFlags, WebFlags};
+use seattle_exporter_toolkit::probe::ProbeOptions;
+use seattle_exporter_toolkit::{build_info, logging, server};
+use seattle_node_exporter::config::Config;
+use seattle_node_exporter::discovery::Discovery;
+use seattle_node_exporter::prober::NodeProber;
+
+/// Prometheus exporter for Seattle node managers, advertise services, users and fleet discovery.
+#[derive(Parser)]
+#[command(name = "seattle_node_exporter", version = build_info::VERSION_LINE)]
+struct Cli {
+    #[command(flatten)]
+    web: WebFlags,
+    #[command(flatten)]
+    probe: ProbeFlags,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.web.log_level, cli.web.log_format) {
+        eprintln!("seattle_node_exporter: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let config = match &cli.web.config_file {
+        Some(path) => Config::load(path),
+        None => Config::builtin(),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("seattle_node_exporter: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.web.config_check {
+        println!("config OK");
+        return ExitCode::SUCCESS;
+    }
+
+    let discovery = Discovery::new(&config);
+    let mut exporter =
+        server::Exporter::new("seattle_node_exporter").telemetry_path(&cli.web.telemetry_path);
+    discovery.register(exporter.registry_mut());
+    let router = exporter
+        .prober(
+            NodeProber::new(config.shared()),
+            config.modules.clone(),
+            ProbeOptions::from(&cli.probe),
+        )
+        .router()
+        .merge(discovery.router());
+    if config.discovery.enabled {
+        tokio::spawn(discovery.clone().run());
+    }
+    match server::serve(router, &cli.web, ":19111").await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exporter stopped");
+            ExitCode::FAILURE
+        }
+    }
 }
