@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(values) = decode_get_reply(data) {
         assert!(values.iter().map(Vec::len).sum::<usize>() <= data.len());
     }
-    let id = data.iter().take(4).fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+    let id = data
+        .iter()
+        .take(4)
+        .fold(0u64, |acc, &b| acc << 8 | u64::from(b));
     let _ = decode_udp_put_reply(data, id);
     let _ = decode_udp_get_reply(data, id);
 });
