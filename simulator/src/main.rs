@@ -61,6 +61,14 @@ struct Args {
     lockserver_port: u16,
     #[arg(long, default_value_t = 0)]
     control_port: u16,
+    /// Also listen on this port as the clearinghouse backend (`backend_daemon.py`, 8020 in
+    /// production): accepts and closes, enough for a port check. 0 = off.
+    #[arg(long, default_value_t = 0)]
+    backend_port: u16,
+    /// Run idle stand-in processes whose command lines name the clearinghouse's daemons
+    /// (`python …/lockserver_daemon.py` …), for the process exporter's clearinghouse profile.
+    #[arg(long)]
+    stand_in_processes: bool,
     /// Start, measure start-up time and RSS, GetVessels every node concurrently, report, exit.
     #[arg(long)]
     bench_startup: bool,
@@ -167,6 +175,22 @@ async fn main() -> anyhow::Result<()> {
     if args.bench_startup {
         return bench(&sim, started).await;
     }
+    if args.backend_port != 0 {
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", args.backend_port))
+            .await
+            .context("--backend-port")?;
+        tokio::spawn(async move {
+            loop {
+                // The real backend needs an auth code for everything; a connect is all we offer.
+                let _ = l.accept().await;
+            }
+        });
+    }
+    let _stand_ins = if args.stand_in_processes {
+        stand_ins()?
+    } else {
+        Vec::new()
+    };
     println!(
         "seattle_simulator: {} nodes up in {:.2?}",
         ep.node_count, started
@@ -212,6 +236,43 @@ async fn main() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     println!("seattle_simulator: stopping");
     Ok(())
+}
+
+/// The clearinghouse's long-running scripts, as `ps` shows them in production.
+const CLEARINGHOUSE_SCRIPTS: [&str; 7] = [
+    "lockserver/lockserver_daemon.py",
+    "backend/backend_daemon.py",
+    "polling/check_active_db_nodes.py",
+    "node_state_transitions/transition_donation_to_canonical.py",
+    "node_state_transitions/transition_canonical_to_twopercent.py",
+    "node_state_transitions/transition_twopercent_to_twopercent.py",
+    "node_state_transitions/transition_onepercentmanyevents_to_canonical.py",
+];
+
+/// Idle `sleep` processes whose argv[0] reads `python /home/ch/clearinghouse/<script>`; they die
+/// with the simulator (parent-death signal, and kill on drop).
+fn stand_ins() -> anyhow::Result<Vec<tokio::process::Child>> {
+    use std::os::unix::process::CommandExt;
+    CLEARINGHOUSE_SCRIPTS
+        .iter()
+        .map(|script| {
+            let mut cmd = std::process::Command::new("sleep");
+            cmd.arg0(format!("python /home/ch/clearinghouse/{script}"))
+                .arg("infinity")
+                .stdin(std::process::Stdio::null());
+            // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let mut cmd = tokio::process::Command::from(cmd);
+            cmd.kill_on_drop(true);
+            cmd.spawn()
+                .with_context(|| format!("stand-in for {script}"))
+        })
+        .collect()
 }
 
 /// GetVessels on every node, `concurrency` at a time; returns (answers ok, failures).
