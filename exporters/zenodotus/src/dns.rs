@@ -188,7 +188,8 @@ pub async fn exchange(
         .send(&encode_query(first, name, rtype)?)
         .await
         .map_err(DnsError::from_io)?;
-    let retry_at = deadline.min(start + RETRY_AFTER.min(deadline.saturating_duration_since(start) / 2));
+    let retry_at =
+        deadline.min(start + RETRY_AFTER.min(deadline.saturating_duration_since(start) / 2));
     let mut retried = false;
     loop {
         let wait_until = if retried { deadline } else { retry_at };
@@ -254,7 +255,10 @@ mod tests {
     #[test]
     fn ipv4_filter_matches_zenodotus() {
         assert_eq!(zenodotus_ipv4(b"1.2.3.4"), Some(Ipv4Addr::new(1, 2, 3, 4)));
-        assert_eq!(zenodotus_ipv4(b"1.2.3.254"), Some(Ipv4Addr::new(1, 2, 3, 254)));
+        assert_eq!(
+            zenodotus_ipv4(b"1.2.3.254"),
+            Some(Ipv4Addr::new(1, 2, 3, 254))
+        );
         for bad in [
             &b"1.2.3.255"[..],
             b"not-an-ip",
@@ -267,7 +271,10 @@ mod tests {
         ] {
             assert_eq!(zenodotus_ipv4(bad), None, "{bad:?}");
         }
-        assert_eq!(zenodotus_ipv4(b" 10. 0.0.1"), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(
+            zenodotus_ipv4(b" 10. 0.0.1"),
+            Some(Ipv4Addr::new(10, 0, 0, 1))
+        );
     }
 
     #[test]
@@ -294,7 +301,12 @@ mod tests {
             Err(DnsError::BadReply(_))
         ));
         assert!(matches!(
-            decode_answer(&reply, &[7], &name("other.zenodotus.poly.edu"), RecordType::A),
+            decode_answer(
+                &reply,
+                &[7],
+                &name("other.zenodotus.poly.edu"),
+                RecordType::A
+            ),
             Err(DnsError::BadReply(_))
         ));
         assert!(matches!(

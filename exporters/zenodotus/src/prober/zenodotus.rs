@@ -241,13 +241,11 @@ async fn server_address(server: &Server, deadline: Instant) -> Result<SocketAddr
                 .ok_or_else(|| fail("resolve_failed", "no nameserver in /etc/resolv.conf"))
         }
         Server::Host(host, port) => {
-            let addrs = tokio::time::timeout_at(
-                deadline,
-                tokio::net::lookup_host((host.as_str(), *port)),
-            )
-            .await
-            .map_err(|_| fail("timeout", format!("resolving the server {host}")))?
-            .map_err(|e| fail("resolve_failed", format!("server {host}: {e}")))?;
+            let addrs =
+                tokio::time::timeout_at(deadline, tokio::net::lookup_host((host.as_str(), *port)))
+                    .await
+                    .map_err(|_| fail("timeout", format!("resolving the server {host}")))?
+                    .map_err(|e| fail("resolve_failed", format!("server {host}: {e}")))?;
             let mut first = None;
             for a in addrs.take(64) {
                 if a.is_ipv4() {
@@ -339,7 +337,10 @@ impl ZenodotusProber {
                 if !module.check_host {
                     return None;
                 }
-                Some(self.check_hosts(checked, module, &metrics, ctx, deadline).await)
+                Some(
+                    self.check_hosts(checked, module, &metrics, ctx, deadline)
+                        .await,
+                )
             },
             async {
                 if !module.compare_advertise {
@@ -418,7 +419,12 @@ impl ZenodotusProber {
         ));
         // Node info from the first address that accepted TCP: that is where a node manager
         // would answer.
-        if let Some(addr) = addresses.iter().zip(&tcp).find(|(_, up)| **up).map(|(a, _)| *a) {
+        if let Some(addr) = addresses
+            .iter()
+            .zip(&tcp)
+            .find(|(_, up)| **up)
+            .map(|(a, _)| *a)
+        {
             let at = SocketAddr::new(IpAddr::V4(addr), port);
             let remaining = deadline.saturating_duration_since(Instant::now());
             match self.nodemanager.get_vessels(at, remaining).await {
@@ -613,10 +619,19 @@ async fn round_trip(
                 let took = start.elapsed();
                 metrics.round_trip_success.set(1);
                 metrics.round_trip_duration.set(took.as_secs_f64());
-                ctx.log(format_args!("{key} resolved after {:.3}s", took.as_secs_f64()));
+                ctx.log(format_args!(
+                    "{key} resolved after {:.3}s",
+                    took.as_secs_f64()
+                ));
                 return Ok(());
             }
-            Ok((a, _)) => last = format!("{} with {} A record(s)", dns::rcode_label(a.rcode), a.records),
+            Ok((a, _)) => {
+                last = format!(
+                    "{} with {} A record(s)",
+                    dns::rcode_label(a.rcode),
+                    a.records
+                )
+            }
             Err(e) => last = e.to_string(),
         }
         let next = (Instant::now() + ROUND_TRIP_POLL).min(deadline);
@@ -634,8 +649,12 @@ mod tests {
 
     #[test]
     fn nameserver_from_resolv_conf() {
-        let conf = "# c\nsearch x\nnameserver fe80::1%eth0\nnameserver 2001:db8::1\nnameserver 10.0.0.2\n";
-        assert_eq!(system_nameserver(conf), Some("10.0.0.2:53".parse().unwrap()));
+        let conf =
+            "# c\nsearch x\nnameserver fe80::1%eth0\nnameserver 2001:db8::1\nnameserver 10.0.0.2\n";
+        assert_eq!(
+            system_nameserver(conf),
+            Some("10.0.0.2:53".parse().unwrap())
+        );
         assert_eq!(
             system_nameserver("nameserver 2001:db8::1\n"),
             Some("[2001:db8::1]:53".parse().unwrap())
@@ -663,6 +682,9 @@ mod tests {
         assert_eq!(version_label("0.1t"), "0.1t");
         assert_eq!(version_label(&"x".repeat(65)), "invalid");
         assert_eq!(version_label("a\nb"), "invalid");
-        assert_eq!(advertise_key("Hello.Zenodotus.poly.edu."), "hello.zenodotus.poly.edu");
+        assert_eq!(
+            advertise_key("Hello.Zenodotus.poly.edu."),
+            "hello.zenodotus.poly.edu"
+        );
     }
 }
