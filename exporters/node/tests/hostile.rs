@@ -1,0 +1,168 @@
+//! Every hostile behaviour of the simulator gives probe_success 0 with the right reason, the
+//! exporter survives, and its file descriptors and memory come back.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use seattle_exporter_toolkit::testing::wait_until;
+use seattle_simulator::scenario::Behaviour;
+use support::{Exporter, Sim, probe};
+
+const SCENARIO: &str = "
+seed: 7
+nodes:
+  count: 8
+  addressing: loopback
+  port: 0
+  vessels_per_node: 3
+  hostile:
+    - {node: 0, behaviour: down}
+    - {node: 1, behaviour: hang}
+    - {node: 2, behaviour: drip}
+    - {node: 3, behaviour: huge_header}
+    - {node: 4, behaviour: garbage}
+    - {node: 5, behaviour: reset}
+users:
+  - {name: alice, vessels: 2}
+";
+
+/// Scrape timeout sent with every probe.
+const TIMEOUT_S: f64 = 2.0;
+
+fn config(sim: &Sim, alice_key: &str) -> String {
+    format!(
+        "advertise_services:
+  - {{name: central, address: '{tcp}', protocol: tcp}}
+  - {{name: udp, address: '{udp}', protocol: udp}}
+users:
+  - {{name: alice, public_key: '{alice_key}'}}
+discovery:
+  enabled: false
+",
+        tcp = sim.endpoints.advertise_tcp,
+        udp = sim.endpoints.advertise_udp,
+    )
+}
+
+/// Probes and checks the outcome; the answer must come within the scrape timeout (with slack
+/// for a loaded machine: this catches hangs, not slowness).
+fn expect(exporter: &Exporter, module: &str, target: &str, reason: Option<&str>) {
+    expect_within(exporter, module, target, reason, TIMEOUT_S);
+}
+
+fn expect_within(
+    exporter: &Exporter,
+    module: &str,
+    target: &str,
+    reason: Option<&str>,
+    timeout_s: f64,
+) {
+    let start = Instant::now();
+    let r = probe(&exporter.addr, module, target, timeout_s);
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_secs_f64(timeout_s + 5.0),
+        "{module} {target}: answered after {elapsed:?}"
+    );
+    match reason {
+        None => assert!(r.success(), "{module} {target} failed:\n{}", r.text),
+        Some(want) => {
+            assert!(!r.success(), "{module} {target} succeeded:\n{}", r.text);
+            assert_eq!(
+                r.reason().as_deref(),
+                Some(want),
+                "{module} {target}:\n{}",
+                r.text
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_peers_fail_with_the_right_reason_and_leak_nothing() {
+    let sim = Sim::start(SCENARIO);
+    let truth = sim.truth();
+    let alice_key = truth["users"][0]["key"]
+        .as_str()
+        .expect("alice's key")
+        .to_string();
+    let mut exporter = Exporter::start(&config(&sim, &alice_key));
+    let nodes = &sim.endpoints.nodes;
+    let tcp = sim.endpoints.advertise_tcp.clone();
+    let udp = sim.endpoints.advertise_udp.clone();
+
+    // Warm up (lazily created runtime threads and buffers), then take the baseline.
+    expect(&exporter, "nodemanager", &nodes[6], None);
+    expect(&exporter, "advertise_tcp", &tcp, None);
+    expect(&exporter, "advertise_udp", &udp, None);
+    expect(&exporter, "users", &tcp, None);
+    let fds_before = exporter.fd_count();
+    let rss_before = exporter.rss_bytes();
+    assert!(fds_before > 0 && rss_before > 0);
+
+    for module in ["nodemanager", "nodemanager_resources"] {
+        expect(&exporter, module, &nodes[0], Some("connection_refused"));
+        expect(&exporter, module, &nodes[1], Some("timeout"));
+        expect(&exporter, module, &nodes[2], Some("timeout"));
+        expect(&exporter, module, &nodes[3], Some("too_large"));
+        expect(&exporter, module, &nodes[4], Some("framing"));
+        expect(&exporter, module, &nodes[5], Some("connection_reset"));
+        expect(&exporter, module, &nodes[6], None);
+    }
+    expect(&exporter, "nodemanager", "127.0.0.1", Some("bad_target"));
+
+    // The simulator (a debug build in tests) needs a few seconds to build a million values:
+    // those probes get a longer scrape timeout so the reply's header arrives in time.
+    for (behaviour, reason, timeout_s) in [
+        (Behaviour::Hang, "timeout", TIMEOUT_S),
+        (Behaviour::Drip, "timeout", TIMEOUT_S),
+        (Behaviour::HugeHeader, "too_large", TIMEOUT_S),
+        (Behaviour::Garbage, "framing", TIMEOUT_S),
+        (Behaviour::Reset, "connection_reset", TIMEOUT_S),
+        (Behaviour::MillionValues, "too_large", 30.0),
+        // The simulator's `down` closes without reading the request: the kernel answers the
+        // unread data with a RST.
+        (Behaviour::Down, "connection_reset", TIMEOUT_S),
+    ] {
+        sim.set_advertise(behaviour);
+        expect_within(&exporter, "advertise_tcp", &tcp, Some(reason), timeout_s);
+    }
+    sim.set_advertise(Behaviour::MillionValues);
+    expect_within(&exporter, "users", &tcp, Some("too_large"), 30.0);
+    sim.set_advertise(Behaviour::Normal);
+    expect(&exporter, "advertise_tcp", &tcp, None);
+
+    for (behaviour, reason) in [
+        (Behaviour::Hang, "timeout"),
+        (Behaviour::Garbage, "bad_reply"),
+        (Behaviour::Reset, "bad_reply"),
+    ] {
+        sim.set_advertise_udp(behaviour);
+        expect(&exporter, "advertise_udp", &udp, Some(reason));
+    }
+    sim.set_advertise_udp(Behaviour::Normal);
+    expect(&exporter, "advertise_udp", &udp, None);
+
+    assert!(
+        exporter.still_running(),
+        "exporter died:\n{}",
+        exporter.log()
+    );
+    assert!(
+        !exporter.log().contains("panicked"),
+        "exporter panicked:\n{}",
+        exporter.log()
+    );
+    // Sockets of abandoned probes are closed when their futures are dropped.
+    wait_until(Duration::from_secs(15), "fds back to baseline", || {
+        (exporter.fd_count() <= fds_before).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {} > {fds_before}", exporter.fd_count()));
+    // Replies are capped before allocation: a million values must not show up in RSS.
+    let rss_after = exporter.rss_bytes();
+    assert!(
+        rss_after < rss_before + (64 << 20),
+        "RSS grew from {rss_before} to {rss_after}"
+    );
+}
