@@ -336,3 +336,67 @@ fn behaviours_parse_from_yaml() {
     .unwrap();
     assert_eq!(sc.nodes.hostile[0].behaviour, Behaviour::Drip);
 }
+
+/// A signed call made like `signeddata_signdata` is verified, executed, and its replay refused
+/// with the real error text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_calls_are_verified() {
+    let owner = seattle_simulator::keys::KeyPair::generate(512, 11);
+    let other = seattle_simulator::keys::KeyPair::generate(512, 12);
+    let nodekey = "65537 747340318809666290119336386599";
+    let getvessels = format!(
+        "Version: 0.2-alpha-20140714-1434\nNodename: 127.0.0.1\nNodekey: {nodekey}\nName: v1\nStatus: Fresh\nAdvertise: True\nOwnerKey: {}\nOwnerInfo: \n",
+        owner.public().key_string()
+    );
+    let yaml = format!(
+        "nodes: {{count: 0, addressing: ports}}\nfixture_nodes:\n  - getvessels_text: {}\n",
+        serde_json::to_string(&getvessels).unwrap()
+    );
+    let sim = start_yaml(&yaml).await;
+    let addr = seattle_simulator::node_addr(&sim, 0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let sign = |key: &seattle_simulator::keys::KeyPair, body: &str, ts: f64, dest: &str| {
+        let signed = format!(
+            "{body}\n!{}!{ts:.2}!{:.2}!None!{dest}",
+            key.public().key_string(),
+            now + 3600.0
+        );
+        let sig = key.sign(signed.as_bytes());
+        format!("{signed}!{sig}")
+    };
+    let req = sign(&owner, "ChangeOwnerInformation|v1|hello", now, nodekey);
+    assert_eq!(
+        exchange(addr, &frame(req.as_bytes())).await,
+        frame(b"\nSuccess")
+    );
+    let gv = String::from_utf8(exchange(addr, b"10\nGetVessels").await).unwrap();
+    assert!(gv.contains("OwnerInfo: hello\n"), "{gv}");
+    // Replay.
+    assert_eq!(
+        exchange(addr, &frame(req.as_bytes())).await,
+        frame(b"Signature problem: Timestamps match\nError")
+    );
+    // Not the owner.
+    let req = sign(&other, "ChangeOwnerInformation|v1|x", now + 1.0, nodekey);
+    assert_eq!(
+        exchange(addr, &frame(req.as_bytes())).await,
+        frame(b"Insufficient Permissions\nError")
+    );
+    // Altered after signing.
+    let req =
+        sign(&owner, "ChangeOwnerInformation|v1|x", now + 2.0, nodekey).replacen("|x", "|y", 1);
+    let got = exchange(addr, &frame(req.as_bytes())).await;
+    assert_eq!(
+        got,
+        frame(format!("Bad Signature on '{req}'\nError").as_bytes())
+    );
+    // Another node's destination.
+    let req = sign(&owner, "ChangeOwnerInformation|v1|x", now + 3.0, "65537 5");
+    assert_eq!(
+        exchange(addr, &frame(req.as_bytes())).await,
+        frame(b"Signature problem: Not destined for this node Not destined for this node\nError")
+    );
+}

@@ -323,3 +323,35 @@ fn embedded_state_keys_match_golden() {
         );
     }
 }
+
+/// Every PUT the real node manager (and Affix, and the harness) sent is accepted: `3\nSOK`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_node_manager_puts_are_accepted() {
+    let sim = start_yaml("nodes: {count: 0}\n").await;
+    let addr = sim.endpoints().unwrap().advertise_tcp;
+    let puts = golden_lines("nodemanager_advertise_put_requests.jsonl");
+    let mut n = 0;
+    for p in puts
+        .iter()
+        .filter(|p| p.get("session_framed_b64").is_some())
+    {
+        assert_eq!(
+            exchange(&addr, &b64(&p["session_framed_b64"])).await,
+            b"3\nSOK",
+            "{}",
+            p["origin"]
+        );
+        n += 1;
+    }
+    assert!(n >= 10);
+    // And the stored key is found under the node key's advertise form.
+    let key = "{'e': 65537L, 'n': 747340318809666290119336386599L}";
+    let k = format!("S{key}");
+    let get = frame(format!("T4:SGET{}:{k}4:I1000:", k.len()).as_bytes());
+    let got = String::from_utf8(exchange(&addr, &get).await).unwrap();
+    assert!(
+        got.contains("127.0.0.1:1224")
+            && got.contains("592341b61c284815f3d0ff7311ed02873889bf4f:1224"),
+        "{got}"
+    );
+}
