@@ -267,7 +267,8 @@ EXPORTERS = [
     Exporter("updatesite", "seattle_updatesite_exporter",
              ["seattle_updatesite", "seattle_updatesite_full", "seattle_clearinghouse", "seattle_cib",
               "seattle_cib_build", "seattle_lockserver"], ["--config.file"], in_exporters_job=True),
-    Exporter("install", "seattle_updatesite_exporter", ["seattle_install"], ["--install.dir", "--install.site-url"]),
+    Exporter("install", "seattle_updatesite_exporter", ["seattle_install"],
+             ["--install.dir", "--install.site-url", "--install.trusted-key-file"]),
     Exporter("zenodotus", "seattle_zenodotus_exporter", ["seattle_zenodotus", "seattle_zenodotus_zone"],
              ["--config.file"], in_exporters_job=True),
 ]
@@ -378,7 +379,9 @@ class Stack:
     def config_install(self):
         self.install_dir = getattr(self, "install_dir", None) or os.path.join(self.work, "seattle_repy")
         make_install_dir(self.install_dir)
-        return [f"--install.dir={self.install_dir}", f"--install.site-url={self.ep['updatesite_url']}"]
+        mirror_update_site(self.ep["updatesite_url"], self.install_dir)
+        return [f"--install.dir={self.install_dir}", f"--install.site-url={self.ep['updatesite_url']}",
+                f"--install.trusted-key-file={self.update_key}"]
 
     def config_zenodotus(self):
         common = {"kind": "zenodotus", "server": self.ep["zenodotus_dns"], "advertise": self.ep["advertise_tcp"]}
@@ -688,6 +691,25 @@ def make_install_dir(d):
                     "resource events 10\nresource filewrite 10000\nresource fileread 10000\n")
         fill_file(os.path.join(d, v, "data.bin"), 10_000)
         open(os.path.join(d, f"{v}.status-Fresh-{now}"), "w").close()
+
+
+def mirror_update_site(url, d):
+    """What a node's software updater leaves behind: the site's metainfo and every file it lists
+    (SEATTLE.md E.2, E.3), so the install is up to date."""
+    base = url if url.endswith("/") else url + "/"
+    meta = http_get(base + "metainfo")
+    for line in meta.decode().splitlines():
+        if not line.strip() or line.startswith(("#", "!")):
+            continue
+        path = line.split()[0]
+        if path.startswith("/") or ".." in path.split("/"):
+            raise ValueError(f"metainfo lists an unsafe path {path!r}")
+        dest = os.path.join(d, path)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "wb") as f:
+            f.write(http_get(base + urllib.parse.quote(path)))
+    with open(os.path.join(d, "metainfo"), "wb") as f:
+        f.write(meta)
 
 
 def main():
