@@ -254,8 +254,11 @@ async fn dns_server_dropping_queries_times_out_within_the_budget() {
     drop(silent);
 }
 
+/// How a test DNS server answers a request.
+type Reply = fn(&[u8]) -> Vec<u8>;
+
 /// A DNS server answering every query with `reply(request)`.
-async fn dns_answering(reply: fn(&[u8]) -> Vec<u8>) -> String {
+async fn dns_answering(reply: Reply) -> String {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let addr = socket.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -282,7 +285,7 @@ fn good_answer(req: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn hostile_replies_fail_with_a_reason() {
-    let cases: [(&str, fn(&[u8]) -> Vec<u8>, &str); 10] = [
+    let cases: [(&str, Reply, &str); 10] = [
         ("good", good_answer, ""),
         ("garbage", |_| b"\x00\xffGARBAGE".to_vec(), "bad_reply"),
         ("empty", |_| Vec::new(), "bad_reply"),
