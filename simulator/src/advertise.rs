@@ -46,9 +46,45 @@ struct Entry {
     expires: f64,
 }
 
+/// The values of one key in insertion order, indexed by value: a PUT of an existing value
+/// must not scan the list (the v2 key and `%all` hold one value per node).
+#[derive(Default)]
+struct Values {
+    list: Vec<Entry>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+impl Values {
+    fn put(&mut self, value: &[u8], expires: f64) {
+        match self.index.get(value) {
+            Some(&i) => self.list[i].expires = self.list[i].expires.max(expires),
+            None => {
+                self.index.insert(value.to_vec(), self.list.len());
+                self.list.push(Entry {
+                    value: value.to_vec(),
+                    expires,
+                });
+            }
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
+        let before = self.list.len();
+        self.list.retain(keep);
+        if self.list.len() != before {
+            self.index = self
+                .list
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.value.clone(), i))
+                .collect();
+        }
+    }
+}
+
 /// One server's table. `honour_maxvals`: the UDP server does, the v2 TCP server does not.
 pub struct Store {
-    map: Mutex<HashMap<Vec<u8>, Vec<Entry>>>,
+    map: Mutex<HashMap<Vec<u8>, Values>>,
     pub clock: Arc<Clock>,
     honour_maxvals: bool,
 }
@@ -62,7 +98,7 @@ impl Store {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Vec<Entry>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Values>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -72,13 +108,9 @@ impl Store {
         let expires = self.clock.now() + ttl;
         let mut map = self.lock();
         for k in [key, b"%all".as_slice()] {
-            let list = map.entry(k.to_vec()).or_default();
-            match list.iter_mut().find(|e| e.value == value) {
-                Some(e) => e.expires = e.expires.max(expires),
-                None => list.push(Entry {
-                    value: value.to_vec(),
-                    expires,
-                }),
+            match map.get_mut(k) {
+                Some(v) => v.put(value, expires),
+                None => map.entry(k.to_vec()).or_default().put(value, expires),
             }
         }
     }
@@ -92,7 +124,7 @@ impl Store {
         // %all is deduplicated by value: drop it only when no other key still holds it.
         let still = map
             .iter()
-            .any(|(k, l)| k.as_slice() != b"%all" && l.iter().any(|e| e.value == value));
+            .any(|(k, l)| k.as_slice() != b"%all" && l.index.contains_key(value));
         if !still && let Some(list) = map.get_mut(b"%all".as_slice()) {
             list.retain(|e| e.value != value);
         }
@@ -104,7 +136,7 @@ impl Store {
         let live = map
             .get(key)
             .into_iter()
-            .flatten()
+            .flat_map(|v| v.list.iter())
             .filter(|e| e.expires > now)
             .map(|e| e.value.clone());
         if self.honour_maxvals {
@@ -119,7 +151,7 @@ impl Store {
         let mut map = self.lock();
         map.retain(|_, l| {
             l.retain(|e| e.expires > now);
-            !l.is_empty()
+            !l.list.is_empty()
         });
     }
 

@@ -276,9 +276,11 @@ impl Simulator {
 
 /// Starts every service of the scenario and returns once all listen.
 pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
-    raise_fd_limit();
+    let fd_limit = raise_fd_limit();
+    let t0 = std::time::Instant::now();
     let sc = opts.scenario;
     let world = Arc::new(World::build(&sc).map_err(|e| anyhow::anyhow!(e))?);
+    tracing::info!(nodes = world.nodes.len(), fd_limit, elapsed = ?t0.elapsed(), "world built");
     let clock = Arc::new(Clock::default());
     let tcp_store = Arc::new(Store::new(clock.clone(), false));
     let udp_store = Arc::new(Store::new(clock.clone(), true));
@@ -289,6 +291,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
         None => KeyPair::generate(1024, keys::sub_seed(sc.seed, 7, 0)),
     };
     let other_key = KeyPair::generate(1024, keys::sub_seed(sc.seed, 8, 0));
+    tracing::info!(elapsed = ?t0.elapsed(), "update-site keys ready");
     let site = Arc::new(updatesite::UpdateSite {
         key,
         other_key,
@@ -413,6 +416,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
         }
     }
 
+    tracing::info!(elapsed = ?t0.elapsed(), "node managers listening");
     let sim = Arc::new(Simulator {
         world: world.clone(),
         rts,
@@ -428,6 +432,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
         scenario: sc.clone(),
     });
     sim.announce_all();
+    tracing::info!(elapsed = ?t0.elapsed(), "nodes announced");
     for z in &sc.zenodotus.names {
         let name = if z.name.contains('.') {
             z.name.clone()
