@@ -6,6 +6,7 @@
 //! * `metainfo_verify_4096_e1024` / `_e4095`: a whole parse + verify of a 100-file metainfo
 //!   signed by a freshly generated 4096-bit key pair with a random 1024-bit e (the shape of
 //!   the real keys) or a full-size e (worst case). The time is all in `modpow`.
+//! * `generate_keypair_1024`: key generation as the simulator uses it.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use num_bigint::BigUint;
@@ -53,6 +54,11 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // What the simulator pays to make a node-sized key pair.
+    group.sample_size(10);
+    group.bench_function("generate_keypair_1024", |b| {
+        b.iter(|| generate_keypair_with(&mut rng, 1024, Exponent::F4).unwrap())
+    });
     group.finish();
 }
 
