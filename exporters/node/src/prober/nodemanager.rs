@@ -379,6 +379,9 @@ fn register_offcut(r: &Resources, registry: &mut Registry) {
     }
 }
 
+/// One vessel's `GetVesselResources` answer, by name.
+type VesselResources = Result<(String, Resources), ClientError>;
+
 /// `GetVesselResources` for every exported vessel, at most `resource_concurrency` at once.
 /// Returns the summed call time and the per-vessel resources, or the first error.
 async fn vessel_resources(
@@ -398,7 +401,7 @@ async fn vessel_resources(
             (secs, r.map(|r| (name.to_string(), r)))
         })
         .collect();
-    let results: Vec<(f64, Result<(String, Resources), ClientError>)> = stream::iter(calls)
+    let results: Vec<(f64, VesselResources)> = stream::iter(calls)
         .buffered(module.resource_concurrency.clamp(1, 3))
         .collect()
         .await;
