@@ -5,7 +5,7 @@
 //! per attempt, one retry within the deadline, and an answer is only taken when its id, QR bit,
 //! opcode and question match.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -170,54 +170,112 @@ pub fn decode_answer(
     })
 }
 
-/// Sends a query on the connected `socket` and waits for its answer until `deadline`,
-/// re-sending once (new id) when the first attempt stays unanswered. `buf` must hold
-/// `MAX_REPLY + 1` bytes (one more, to tell an oversized datagram). Returns the answer and the
-/// time from the first send to the answer.
-pub async fn exchange(
-    socket: &UdpSocket,
-    buf: &mut [u8],
-    name: &Name,
-    rtype: RecordType,
-    deadline: Instant,
-) -> Result<(Answer, Duration), DnsError> {
-    let start = Instant::now();
-    let first: u16 = rand::random();
-    let mut ids = [first, first];
-    socket
-        .send(&encode_query(first, name, rtype)?)
-        .await
-        .map_err(DnsError::from_io)?;
-    let retry_at =
-        deadline.min(start + RETRY_AFTER.min(deadline.saturating_duration_since(start) / 2));
-    let mut retried = false;
-    loop {
-        let wait_until = if retried { deadline } else { retry_at };
-        match tokio::time::timeout_at(wait_until, socket.recv(buf)).await {
-            Ok(Ok(n)) => {
-                if n > MAX_REPLY {
-                    return Err(DnsError::TooLarge);
-                }
-                let reply = buf.get(..n).unwrap_or_default();
-                let answer = decode_answer(reply, &ids, name, rtype)?;
-                return Ok((answer, start.elapsed()));
+/// Ids of earlier queries remembered per socket, to skip their late answers.
+const EARLIER_IDS: usize = 64;
+
+/// The probe's one UDP socket, connected to the server, with its receive buffer.
+pub struct QuerySocket {
+    socket: UdpSocket,
+    /// `MAX_REPLY + 1` bytes: one more than accepted, to tell an oversized datagram.
+    buf: Vec<u8>,
+    /// Ids of queries already answered or given up: a late answer to one of them (e.g. both
+    /// the first attempt and its retry answered) is dropped instead of failing the next query.
+    earlier: Vec<u16>,
+}
+
+impl QuerySocket {
+    /// Binds an ephemeral port of `server`'s family and connects it to `server`, so the kernel
+    /// drops datagrams from anyone else and reports ICMP port unreachable as refused.
+    pub async fn connect(server: SocketAddr) -> Result<QuerySocket, DnsError> {
+        let local: SocketAddr = if server.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(local).await.map_err(DnsError::from_io)?;
+        socket.connect(server).await.map_err(DnsError::from_io)?;
+        Ok(QuerySocket {
+            socket,
+            buf: vec![0u8; MAX_REPLY + 1],
+            earlier: Vec::new(),
+        })
+    }
+
+    fn fresh_id(&self, also_not: Option<u16>) -> u16 {
+        loop {
+            let id: u16 = rand::random();
+            if Some(id) != also_not && !self.earlier.contains(&id) {
+                return id;
             }
-            Ok(Err(e)) => return Err(DnsError::from_io(e)),
-            Err(_) if retried || Instant::now() >= deadline => return Err(DnsError::Timeout),
-            Err(_) => {
-                // A lost datagram: ask once more, still accepting a late answer to the first.
-                retried = true;
-                let id = loop {
-                    let id: u16 = rand::random();
-                    if id != first {
-                        break id;
+        }
+    }
+
+    fn forget(&mut self, ids: &[u16]) {
+        if self.earlier.len() + ids.len() > EARLIER_IDS {
+            self.earlier.clear();
+        }
+        self.earlier.extend_from_slice(ids);
+    }
+
+    /// Asks for `rtype` records of `name` and waits for the answer until `deadline`, re-sending
+    /// once (new id) when the first attempt stays unanswered. Returns the answer and the time
+    /// from the first send to the answer.
+    pub async fn query(
+        &mut self,
+        name: &Name,
+        rtype: RecordType,
+        deadline: Instant,
+    ) -> Result<(Answer, Duration), DnsError> {
+        let first = self.fresh_id(None);
+        let mut ids = [first, first];
+        let result = self.attempts(&mut ids, name, rtype, deadline).await;
+        self.forget(if ids[0] == ids[1] { &ids[..1] } else { &ids });
+        result
+    }
+
+    async fn attempts(
+        &mut self,
+        ids: &mut [u16; 2],
+        name: &Name,
+        rtype: RecordType,
+        deadline: Instant,
+    ) -> Result<(Answer, Duration), DnsError> {
+        let start = Instant::now();
+        self.socket
+            .send(&encode_query(ids[0], name, rtype)?)
+            .await
+            .map_err(DnsError::from_io)?;
+        let budget = deadline.saturating_duration_since(start);
+        let retry_at = start + RETRY_AFTER.min(budget / 2);
+        let mut retried = false;
+        loop {
+            let wait_until = if retried { deadline } else { retry_at };
+            match tokio::time::timeout_at(wait_until, self.socket.recv(&mut self.buf)).await {
+                Ok(Ok(n)) => {
+                    if n > MAX_REPLY {
+                        return Err(DnsError::TooLarge);
                     }
-                };
-                ids[1] = id;
-                socket
-                    .send(&encode_query(id, name, rtype)?)
-                    .await
-                    .map_err(DnsError::from_io)?;
+                    let reply = self.buf.get(..n).unwrap_or_default();
+                    if let Some(id) = reply.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+                        && !ids.contains(&id)
+                        && self.earlier.contains(&id)
+                    {
+                        continue;
+                    }
+                    let answer = decode_answer(reply, &ids[..], name, rtype)?;
+                    return Ok((answer, start.elapsed()));
+                }
+                Ok(Err(e)) => return Err(DnsError::from_io(e)),
+                Err(_) if retried || Instant::now() >= deadline => return Err(DnsError::Timeout),
+                Err(_) => {
+                    // A lost datagram: ask once more, still accepting a late answer to the first.
+                    retried = true;
+                    ids[1] = self.fresh_id(Some(ids[0]));
+                    self.socket
+                        .send(&encode_query(ids[1], name, rtype)?)
+                        .await
+                        .map_err(DnsError::from_io)?;
+                }
             }
         }
     }

@@ -423,3 +423,37 @@ fn golden_queries_and_answers() {
         }
     }
 }
+
+#[tokio::test]
+async fn duplicated_answers_do_not_fail_the_next_query() {
+    // The simulator's Zenodotus behind a socket that sends every answer twice: the second copy
+    // of one answer arrives while the probe waits for the next one.
+    let sim = simulator().await;
+    let ep = sim.endpoints().expect("endpoints");
+    let zen = seattle_simulator::dns::Zenodotus {
+        zone: ep.zenodotus_zone.clone(),
+        own_ip: Ipv4Addr::LOCALHOST,
+        store: sim.tcp_store.clone(),
+    };
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let server = socket.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+            if let Some(reply) = zen.answer(&buf[..n]) {
+                for _ in 0..2 {
+                    let _ = socket.send_to(&reply, peer).await;
+                }
+            }
+        }
+    });
+    let mut m = module(&server);
+    m.zone_check = true;
+    m.round_trip = true;
+    m.advertise = ep.advertise_tcp.clone();
+    let o = probe(&ep.zenodotus_zone, &m, BUDGET).await;
+    assert_eq!(o.result, Ok(()), "{}", o.text);
+    assert_eq!(o.value("seattle_zenodotus_zone_ns_ok"), Some(1.0));
+    assert_eq!(o.value("seattle_zenodotus_zone_soa_ok"), Some(1.0));
+    assert_eq!(o.value("seattle_zenodotus_round_trip_success"), Some(1.0));
+}

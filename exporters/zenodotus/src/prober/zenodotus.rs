@@ -19,11 +19,11 @@ use prometheus_client::registry::Registry;
 use seattle_exporter_toolkit::probe::{ProbeContext, ProbeFailure, Prober};
 use seattle_protocol::advertise::{self, AdvertiseError};
 use seattle_protocol::nodemanager::client::Client as NodeManagerClient;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::config::{Module, Server};
-use crate::dns::{self, Answer, DnsError, MAX_REPLY};
+use crate::dns::{self, Answer, DnsError, QuerySocket};
 use crate::icmp;
 
 /// Answered addresses checked at most (hosts, ICMP).
@@ -296,21 +296,10 @@ impl ZenodotusProber {
         let metrics = OptionMetrics::register(registry, module);
 
         let server = server_address(&module.server, deadline).await?;
-        let local: SocketAddr = if server.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| dns_failure(DnsError::from_io(e)))?;
-        socket
-            .connect(server)
-            .await
-            .map_err(|e| dns_failure(DnsError::from_io(e)))?;
+        let mut socket = QuerySocket::connect(server).await.map_err(dns_failure)?;
         ctx.log(format_args!("asking {server} for A {name}"));
-        let mut buf = vec![0u8; MAX_REPLY + 1];
-        let (answer, took) = dns::exchange(&socket, &mut buf, &name, RecordType::A, deadline)
+        let (answer, took) = socket
+            .query(&name, RecordType::A, deadline)
             .await
             .map_err(dns_failure)?;
         ctx.log(format_args!(
@@ -349,7 +338,15 @@ impl ZenodotusProber {
                 Some(compare_advertise(target, &addresses, module, &metrics, ctx, deadline).await)
             },
             zone_and_round_trip(
-                &socket, &mut buf, &name, target, server, &answer, module, &metrics, ctx, deadline
+                &mut socket,
+                &name,
+                target,
+                server,
+                &answer,
+                module,
+                &metrics,
+                ctx,
+                deadline
             ),
         );
         if let Some(h) = hosts
@@ -510,8 +507,7 @@ async fn compare_advertise(
 /// Zone check, then round trip (both use the probe's DNS socket, one query at a time).
 #[allow(clippy::too_many_arguments)]
 async fn zone_and_round_trip(
-    socket: &UdpSocket,
-    buf: &mut [u8],
+    socket: &mut QuerySocket,
     zone: &Name,
     target: &str,
     server: SocketAddr,
@@ -523,13 +519,13 @@ async fn zone_and_round_trip(
 ) -> Result<(), ProbeFailure> {
     let mut failure = None;
     if module.zone_check
-        && let Err(f) = zone_check(socket, buf, zone, server, apex, module, metrics, deadline).await
+        && let Err(f) = zone_check(socket, zone, server, apex, module, metrics, deadline).await
     {
         ctx.log(format_args!("zone check: {f}"));
         failure = Some(f);
     }
     if module.round_trip
-        && let Err(f) = round_trip(socket, buf, target, module, metrics, ctx, deadline).await
+        && let Err(f) = round_trip(socket, target, module, metrics, ctx, deadline).await
     {
         ctx.log(format_args!("round trip: {f}"));
         failure.get_or_insert(f);
@@ -539,8 +535,7 @@ async fn zone_and_round_trip(
 
 #[allow(clippy::too_many_arguments)]
 async fn zone_check(
-    socket: &UdpSocket,
-    buf: &mut [u8],
+    socket: &mut QuerySocket,
     zone: &Name,
     server: SocketAddr,
     apex: &Answer,
@@ -564,13 +559,13 @@ async fn zone_check(
             "A for the zone is not the server's own address",
         )
     });
-    let ns = dns::exchange(socket, buf, zone, RecordType::NS, deadline).await;
+    let ns = socket.query(zone, RecordType::NS, deadline).await;
     let ns_ok = matches!(&ns, Ok((a, _)) if a.rcode == ResponseCode::NoError && a.records >= 1);
     metrics.ns_ok.set(i64::from(ns_ok));
     if !ns_ok {
         failure.get_or_insert_with(|| fail("zone_ns_failed", format!("NS: {:?}", ns.map(|a| a.0))));
     }
-    let soa = dns::exchange(socket, buf, zone, RecordType::SOA, deadline).await;
+    let soa = socket.query(zone, RecordType::SOA, deadline).await;
     let soa_ok = matches!(&soa, Ok((a, _)) if a.rcode == ResponseCode::NoError && a.records == 1);
     metrics.soa_ok.set(i64::from(soa_ok));
     if !soa_ok {
@@ -587,8 +582,7 @@ fn random_address() -> Ipv4Addr {
 }
 
 async fn round_trip(
-    socket: &UdpSocket,
-    buf: &mut [u8],
+    socket: &mut QuerySocket,
     zone: &str,
     module: &Module,
     metrics: &OptionMetrics,
@@ -614,7 +608,7 @@ async fn round_trip(
     ctx.log(format_args!("announced {key} -> {value}"));
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
-        match dns::exchange(socket, buf, &name, RecordType::A, deadline).await {
+        match socket.query(&name, RecordType::A, deadline).await {
             Ok((a, _)) if a.addresses.contains(&address) => {
                 let took = start.elapsed();
                 metrics.round_trip_success.set(1);
