@@ -799,6 +799,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("node.example.yml");
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.modules.contains_key("advertise_tcp_quick"));
+        assert!(c.modules.contains_key("nodemanager"));
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.discovery.refresh_interval, Duration::from_secs(60));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
