@@ -1,0 +1,63 @@
+-- wrk script for bench/suite.py: every request probes the next target of a list, so a run
+-- spreads over the whole simulated fleet instead of hammering one node.
+--   wrk ... -s bench/rotate.lua URL -- PATH_PREFIX TARGETS_FILE THREADS
+-- PATH_PREFIX is e.g. "/probe?module=nodemanager&target=" (the target is appended),
+-- TARGETS_FILE one target per line. Threads start at evenly spaced offsets. A response counts
+-- as ok when it is a 200 whose body has `probe_success 1`. Prints one JSON line at the end.
+
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+   thread:set("id", next_id)
+   next_id = next_id + 1
+   table.insert(threads, thread)
+end
+
+function init(args)
+   prefix = args[1]
+   local n_threads = tonumber(args[3]) or 1
+   targets = {}
+   for line in io.lines(args[2]) do
+      if line ~= "" then
+         targets[#targets + 1] = line
+      end
+   end
+   pos = math.floor(#targets * id / n_threads)
+   ok, fail = 0, 0
+   -- What Prometheus sends, minus gzip (so the body can be checked here; neither side
+   -- compresses then).
+   headers = {
+      ["Accept"] = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+         .. "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+      ["X-Prometheus-Scrape-Timeout-Seconds"] = "10",
+   }
+end
+
+function request()
+   pos = pos % #targets + 1
+   return wrk.format("GET", prefix .. targets[pos], headers)
+end
+
+function response(status, hdrs, body)
+   if status == 200 and body and string.find(body, "\nprobe_success 1", 1, true) then
+      ok = ok + 1
+   else
+      fail = fail + 1
+   end
+end
+
+function done(summary, latency, requests)
+   local n_ok, n_fail = 0, 0
+   for _, t in ipairs(threads) do
+      n_ok = n_ok + (t:get("ok") or 0)
+      n_fail = n_fail + (t:get("fail") or 0)
+   end
+   local e = summary.errors
+   io.write(string.format(
+      '{"requests":%d,"duration_us":%d,"ok":%d,"fail":%d,"errors":%d,'
+         .. '"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
+      summary.requests, summary.duration, n_ok, n_fail,
+      e.connect + e.read + e.write + e.status + e.timeout,
+      latency:percentile(50), latency:percentile(99), latency.max))
+end
