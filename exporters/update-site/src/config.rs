@@ -272,7 +272,15 @@ mod tests {
         assert!(!c.modules["updatesite"].updatesite.full_check);
         assert!(c.modules["cib_build"].cib.build_round_trip);
         assert!(!c.modules["cib"].cib.build_round_trip);
-        assert_eq!(c.modules["updatesite"].updatesite.trusted_key.bits(), 4096);
+        // The production key by default (its modulus happens to have 4095 significant bits).
+        assert_eq!(
+            c.modules["updatesite"]
+                .updatesite
+                .trusted_key
+                .to_key_string(),
+            PRODUCTION_UPDATE_KEY.trim()
+        );
+        assert_eq!(c.modules["updatesite"].updatesite.trusted_key.bits(), 4095);
         assert_eq!(c.modules["lockserver"].kind, Kind::Lockserver);
     }
 
