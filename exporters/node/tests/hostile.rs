@@ -166,3 +166,67 @@ fn hostile_peers_fail_with_the_right_reason_and_leak_nothing() {
         "RSS grew from {rss_before} to {rss_after}"
     );
 }
+
+#[test]
+fn nodemanager_metrics_describe_the_node() {
+    let sim = Sim::start(SCENARIO);
+    let truth = sim.truth();
+    let alice_key = truth["users"][0]["key"]
+        .as_str()
+        .expect("alice's key")
+        .to_string();
+    let exporter = Exporter::start(&config(&sim, &alice_key));
+    let node = &truth["nodes"][6];
+    let r = probe(
+        &exporter.addr,
+        "nodemanager_resources",
+        &sim.endpoints.nodes[6],
+        10.0,
+    );
+    assert!(r.success(), "{}", r.text);
+    let fingerprint = node["nodekey_sha1"].as_str().expect("fingerprint");
+    assert_eq!(
+        r.value(&format!(
+            "seattle_nodemanager_node_key_info{{fingerprint=\"{fingerprint}\"}}"
+        )),
+        Some(1.0),
+        "{}",
+        r.text
+    );
+    let state = node["state"].as_str().expect("state");
+    assert_eq!(
+        r.value(&format!(
+            "seattle_nodemanager_node_state{{state=\"{state}\"}}"
+        )),
+        Some(1.0),
+        "{}",
+        r.text
+    );
+    let vessels: f64 = r
+        .text
+        .lines()
+        .filter(|l| l.starts_with("seattle_nodemanager_vessels{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(vessels, node["vessels"].as_f64().expect("vessels"));
+    let free = r.value("seattle_nodemanager_vessels_by_assignment{assignment=\"free\"}");
+    assert_eq!(free, node["free_vessels"].as_f64());
+    // Generated vessels have 10 ports listed as both kinds and the scenario's disk limit.
+    assert_eq!(
+        r.value("seattle_nodemanager_vessel_ports{vessel=\"v1\",kind=\"usable\"}"),
+        Some(10.0),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.value("seattle_nodemanager_vessel_disk_limit_bytes{vessel=\"v1\"}"),
+        Some(20_000_000.0),
+        "{}",
+        r.text
+    );
+    assert!(r.value("seattle_nodemanager_offcut_memory_bytes").is_some());
+    assert_eq!(
+        r.value("seattle_nodemanager_info{version=\"0.2-alpha-20140714-1434\"}"),
+        Some(1.0)
+    );
+}
