@@ -61,6 +61,9 @@ fn excluded_mountpoint(mp: &str) -> bool {
 
 /// Pool threads at most: beyond this, stats wait in the queue (and time out).
 const MAX_WORKERS: usize = 8;
+/// Threads kept even when no stat hangs; more start only while some are stuck (each
+/// thread costs memory, and answering stats take microseconds).
+const MIN_WORKERS: usize = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -236,18 +239,20 @@ impl StatPool {
     }
 
     fn spawn_worker(&self) {
+        // Idle from birth (counted before it can take a job), so a worker that has not been
+        // scheduled yet is not doubled.
+        self.shared.idle.fetch_add(1, Ordering::SeqCst);
         let shared = Arc::clone(&self.shared);
         let spawned = std::thread::Builder::new()
             .name("statvfs".into())
             .spawn(move || {
                 loop {
-                    shared.idle.fetch_add(1, Ordering::SeqCst);
                     let job = {
                         let rx = shared.jobs.lock().unwrap_or_else(|p| p.into_inner());
                         rx.recv()
                     };
-                    shared.idle.fetch_sub(1, Ordering::SeqCst);
                     let Ok(job) = job else { return };
+                    shared.idle.fetch_sub(1, Ordering::SeqCst);
                     let result = (shared.stat)(&job.path);
                     shared
                         .in_flight
@@ -255,10 +260,16 @@ impl StatPool {
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(&job.path);
                     let _ = job.reply.send((job.index, result));
+                    shared.idle.fetch_add(1, Ordering::SeqCst);
                 }
             });
-        if spawned.is_ok() {
-            self.workers.fetch_add(1, Ordering::SeqCst);
+        match spawned {
+            Ok(_) => {
+                self.workers.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(_) => {
+                self.shared.idle.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
 
@@ -280,9 +291,9 @@ impl StatPool {
                 if !fresh {
                     continue; // still stuck from an earlier scrape
                 }
-                if self.shared.idle.load(Ordering::SeqCst) <= pending
-                    && self.workers.load(Ordering::SeqCst) < MAX_WORKERS
-                {
+                let workers = self.workers.load(Ordering::SeqCst);
+                let idle = self.shared.idle.load(Ordering::SeqCst);
+                if workers < MIN_WORKERS || (idle == 0 && workers < MAX_WORKERS) {
                     self.spawn_worker();
                 }
                 let job = Job {
