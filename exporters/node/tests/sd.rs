@@ -85,3 +85,40 @@ discovery:
     let r = http_get(&exporter.addr, "/sd?state=nosuchstate", &[]).expect("/sd?state");
     assert_eq!(r.text(), "[]");
 }
+
+#[test]
+fn advertise_probes_count_the_well_known_keys() {
+    let sim = Sim::start(SCENARIO);
+    let truth = sim.truth();
+    let exporter = Exporter::start("discovery:\n  enabled: false\n");
+    let by_state = truth["nodes_by_state"].as_object().expect("nodes_by_state");
+    let node_count = truth["nodes"].as_array().map_or(0, Vec::len) as f64;
+    for (module, target) in [
+        ("advertise_tcp", &sim.endpoints.advertise_tcp),
+        ("advertise_udp", &sim.endpoints.advertise_udp),
+    ] {
+        let r = support::probe(&exporter.addr, module, target, 5.0);
+        assert!(r.success(), "{module}: {}", r.text);
+        assert_eq!(r.value("seattle_advertise_put_get_match"), Some(1.0));
+        assert_eq!(
+            r.value("seattle_advertise_lookup_values{lookup=\"v2\"}"),
+            Some(node_count),
+            "{module}: {}",
+            r.text
+        );
+        for (state, n) in by_state {
+            assert_eq!(
+                r.value(&format!(
+                    "seattle_advertise_lookup_values{{lookup=\"{state}\"}}"
+                )),
+                n.as_f64(),
+                "{module} {state}: {}",
+                r.text
+            );
+        }
+        assert_eq!(
+            r.value("seattle_advertise_lookup_values{lookup=\"canihear\"}"),
+            Some(0.0)
+        );
+    }
+}
