@@ -727,6 +727,8 @@ fn control_router(sim: Arc<Simulator>) -> Router {
                     Err(e) => return bad_request(e),
                 };
                 sim.clock.advance(c.advance_seconds);
+                // Nodes that are up kept re-announcing during the skipped time; down ones did not.
+                sim.announce_all();
                 json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
             }),
         )

@@ -459,11 +459,24 @@ impl World {
                 key,
             });
         }
-        let inconsistent = sc
-            .inconsistent_advertise
-            .iter()
-            .filter_map(|ia| Some((users.iter().position(|u| u.name == ia.user)?, ia.node)))
-            .collect();
+        let mut inconsistent = Vec::new();
+        for ia in &sc.inconsistent_advertise {
+            let Some(ui) = users.iter().position(|u| u.name == ia.user) else {
+                continue;
+            };
+            let holds = nodes[ia.node]
+                .lock()
+                .vessels
+                .iter()
+                .any(|v| v.users.contains(&KeyRef::User(ui as u32)));
+            if holds {
+                return Err(format!(
+                    "inconsistent_advertise: node {} does hold a vessel of {}; pick another node",
+                    ia.node, ia.user
+                ));
+            }
+            inconsistent.push((ui, ia.node));
+        }
         Ok(World {
             seed,
             addressing: sc.nodes.addressing,

@@ -400,3 +400,23 @@ async fn signed_calls_are_verified() {
         frame(b"Signature problem: Not destined for this node Not destined for this node\nError")
     );
 }
+
+/// Moving the clock past the TTL expires a down node's advertisements, not the live nodes'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_advance_expires_only_down_nodes() {
+    let sim = start_yaml("nodes: {count: 3, port: 0}\n").await;
+    let ep = sim.endpoints().unwrap();
+    let http = HttpJson::new(&ep.control_url);
+    http.post("node", r#"{"node": 1, "behaviour": "down"}"#)
+        .await;
+    let lookup = |i: usize| {
+        let key = sim.world.nodes[i].key.advertise_key();
+        let value = sim.world.nodes[i].advertised_value();
+        let addr = ep.advertise_tcp.clone();
+        async move { String::from_utf8_lossy(&exchange(&addr, &adv_get(&key)).await).contains(&value) }
+    };
+    assert!(lookup(1).await, "still advertised until the TTL runs out");
+    http.post("clock", r#"{"advance_seconds": 800}"#).await;
+    assert!(!lookup(1).await);
+    assert!(lookup(0).await && lookup(2).await);
+}
