@@ -111,6 +111,24 @@ fn hostile_peers_fail_with_the_right_reason_and_leak_nothing() {
         expect(&exporter, module, &nodes[6], None);
     }
     expect(&exporter, "nodemanager", "127.0.0.1", Some("bad_target"));
+    // Nothing listens there: TCP gets a RST, the connected UDP socket an ICMP port unreachable.
+    let closed = format!(
+        "127.0.0.1:{}",
+        seattle_exporter_toolkit::testing::free_port()
+    );
+    expect(
+        &exporter,
+        "advertise_tcp",
+        &closed,
+        Some("connection_refused"),
+    );
+    expect(
+        &exporter,
+        "advertise_udp",
+        &closed,
+        Some("connection_refused"),
+    );
+    expect(&exporter, "users", &closed, Some("connection_refused"));
 
     // The simulator (a debug build in tests) needs a few seconds to build a million values:
     // those probes get a longer scrape timeout so the reply's header arrives in time.
