@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::scenario::Behaviour;
-use crate::serialize::{self, Value};
 
 /// Cap on one request: real requests are keys and node strings, well under this.
 const MAX_REQUEST: usize = 1 << 20;
@@ -160,79 +159,34 @@ impl Store {
     }
 }
 
-/// A decoded advertise request.
-#[derive(Debug, PartialEq)]
-pub enum Request {
-    Put {
-        key: Vec<u8>,
-        value: Vec<u8>,
-        ttl: f64,
-    },
-    Get {
-        key: Vec<u8>,
-        maxvals: usize,
-    },
-}
+pub use seattle_protocol::advertise::codec::Request;
+use seattle_protocol::advertise::codec::{
+    decode_request, decode_udp_request, encode_get_reply, encode_put_reply, encode_udp_get_reply,
+    encode_udp_put_reply,
+};
+use seattle_protocol::serialize::Value;
 
-fn positive(v: &Value) -> Option<f64> {
-    match v {
-        Value::Int(Some(n)) if *n >= 1 => Some(*n as f64),
-        Value::Int(None) => Some(f64::MAX),
-        _ => None,
-    }
-}
-
-/// Decodes a TCP request: exactly `('PUT', key, value, ttl)` or `('GET', key, maxvals)` with str
-/// key/value and integers ≥ 1; anything else is rejected (the server closes with 0 bytes).
+/// Decodes a TCP request as `advertiseserver_v2.r2py` accepts it; None = close with 0 bytes.
 pub fn decode_tcp(payload: &[u8]) -> Option<Request> {
-    let Value::Tuple(e) = serialize::decode(payload)? else {
-        return None;
-    };
-    decode_fields(&e)
+    decode_request(payload).ok()
 }
 
-fn decode_fields(e: &[serialize::Elem]) -> Option<Request> {
-    match (e.first().map(|x| &x.value), e.len()) {
-        (Some(Value::Str(op)), 4) if op == b"PUT" => match (&e[1].value, &e[2].value) {
-            (Value::Str(k), Value::Str(v)) => Some(Request::Put {
-                key: k.clone(),
-                value: v.clone(),
-                ttl: positive(&e[3].value)?,
-            }),
-            _ => None,
-        },
-        (Some(Value::Str(op)), 3) if op == b"GET" => match &e[1].value {
-            Value::Str(k) => Some(Request::Get {
-                key: k.clone(),
-                maxvals: positive(&e[2].value)?.min(usize::MAX as f64) as usize,
-            }),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// Decodes a UDP request (the TCP tuple plus a trailing request id); returns the id's raw bytes.
-pub fn decode_udp(payload: &[u8]) -> Option<(Request, Vec<u8>)> {
-    let Value::Tuple(e) = serialize::decode(payload)? else {
-        return None;
-    };
-    let (id, rest) = e.split_last()?;
-    Some((decode_fields(rest)?, id.raw.clone()))
-}
-
-pub fn handle(store: &Store, req: Request, udp_id: Option<&[u8]>) -> Vec<u8> {
+/// Applies one request to `store` and encodes the answer (UDP form when `udp_id` is given).
+pub fn handle(store: &Store, req: Request, udp_id: Option<&Value>) -> Vec<u8> {
     match req {
         Request::Put { key, value, ttl } => {
-            store.put(&key, &value, ttl);
+            store.put(&key, &value, ttl as f64);
             match udp_id {
-                None => serialize::enc_str(b"OK"),
-                Some(id) => serialize::enc_container(b'T', [b"SOK".as_slice(), id]),
+                None => encode_put_reply(),
+                Some(id) => encode_udp_put_reply(id),
             }
         }
         Request::Get { key, maxvals } => {
-            let values = store.get(&key, maxvals);
-            serialize::enc_ok_list(values.iter().map(Vec::as_slice), udp_id)
+            let values = store.get(&key, usize::try_from(maxvals).unwrap_or(usize::MAX));
+            match udp_id {
+                None => encode_get_reply(&values),
+                Some(id) => encode_udp_get_reply(&values, id),
+            }
         }
     }
 }
@@ -242,7 +196,7 @@ fn million_values() -> Vec<u8> {
     let values: Vec<Vec<u8>> = (0..1_000_000u32)
         .map(|i| format!("10.{}.{}.{}:1224", i >> 16, (i >> 8) & 255, i & 255).into_bytes())
         .collect();
-    serialize::enc_ok_list(values.iter().map(Vec::as_slice), None)
+    encode_get_reply(&values)
 }
 
 pub struct TcpServer {
@@ -313,7 +267,7 @@ pub async fn serve_udp(socket: UdpSocket, server: Arc<UdpServer>) {
         };
         let behaviour = *server.behaviour.lock().unwrap_or_else(|e| e.into_inner());
         // Bad requests are dropped silently, like udpadvertiseserver.
-        let Some((req, id)) = decode_udp(&buf[..n]) else {
+        let Ok((req, id)) = decode_udp_request(&buf[..n]) else {
             continue;
         };
         let reply = handle(&server.store, req, Some(&id));

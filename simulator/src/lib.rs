@@ -9,7 +9,6 @@ pub mod hostile;
 pub mod keys;
 pub mod nodemanager;
 pub mod scenario;
-pub mod serialize;
 pub mod updatesite;
 pub mod web;
 pub mod world;
