@@ -645,6 +645,16 @@ class Stack:
                 Processes.stop_one(self.critical_child)
 
         disk = lambda: os.path.join(self.install_dir, "v2", "e2e-fill.bin")  # noqa: E731
+        # A node nobody's vessels or names depend on, for the node owners' route.
+        spare = max(normal - set(user_nodes(*users)) - {3})  # node 3 is web.zenodotus.poly.edu
+        spare_addr = self.truth["nodes"][spare]["address"]
+
+        def service_down(service, job, alert):
+            return {"name": f"{service} down", "needs": ["updatesite"], "alert": alert, "labels": {"job": job},
+                    "healthy": f'probe_success{{job="{job}"}} == 1',
+                    "inject": lambda: self.sim("service", {"service": service, "behaviour": "down"}),
+                    "clear": lambda: self.sim("service", {"service": service, "behaviour": "normal"})}
+
         return [
             {"name": "critical process group gone", "needs": ["process"],
              "alert": "SeattleCriticalProcessDown", "labels": {"group": "e2e_critical"},
@@ -660,6 +670,15 @@ class Stack:
              "healthy": 'probe_success{job="seattle_updatesite"} == 1',
              "inject": lambda: self.sim("metainfo", {"state": "expired"}),
              "clear": lambda: self.sim("metainfo", {"state": "valid"})},
+            service_down("updatesite", "seattle_updatesite", "SeattleUpdateSiteDown"),
+            service_down("clearinghouse", "seattle_clearinghouse", "SeattleClearinghouseDown"),
+            service_down("lockserver", "seattle_lockserver", "SeattleLockserverDown"),
+            service_down("cib", "seattle_cib", "SeattleInstallerBuilderDown"),
+            {"name": "node manager down (node owners)", "needs": ["node"],
+             "alert": "SeattleNodeManagerDown", "labels": {"instance": spare_addr},
+             "healthy": f'probe_success{{job="seattle_nodemanager", instance="{spare_addr}"}} == 1',
+             "inject": lambda: self.sim("node", {"node": spare, "behaviour": "down"}),
+             "clear": lambda: self.sim("node", {"node": spare, "behaviour": "normal"})},
             {"name": "vessel disk full", "needs": ["node_local"],
              "alert": "SeattleVesselNearDiskQuota", "labels": {"vessel": "v2"},
              "healthy": 'vessel:seattle_local_vessel_disk_used:ratio{vessel="v2"} < 0.9',
