@@ -16,6 +16,7 @@ use crate::advertise::Store;
 
 const NOERROR: u8 = 0;
 const FORMERR: u8 = 1;
+const SERVFAIL: u8 = 2;
 const NXDOMAIN: u8 = 3;
 const NOTIMP: u8 = 4;
 
@@ -23,6 +24,8 @@ pub struct Zenodotus {
     pub zone: String,
     pub own_ip: Ipv4Addr,
     pub store: Arc<Store>,
+    /// The central_v2 server Zenodotus reads; when it does not answer, lookups SERVFAIL.
+    pub advertise: Option<Arc<crate::advertise::TcpServer>>,
 }
 
 /// Copies the request with the answer flags (QR, AA, RA) and `rcode` set: how the real server
@@ -98,6 +101,16 @@ fn valid_ipv4(v: &[u8]) -> Option<[u8; 4]> {
 }
 
 impl Zenodotus {
+    fn advertise_answers(&self) -> bool {
+        use crate::scenario::Behaviour;
+        self.advertise.as_ref().is_none_or(|a| {
+            matches!(
+                a.behaviour(),
+                Behaviour::Normal | Behaviour::Slow | Behaviour::MillionValues
+            )
+        })
+    }
+
     /// The reply to one datagram, or None to stay silent.
     pub fn answer(&self, req: &[u8]) -> Option<Vec<u8>> {
         if req.len() < 12 || req[2] & 0x80 != 0 {
@@ -134,6 +147,9 @@ impl Zenodotus {
                 } else if name == format!("localhost.{zone}") {
                     answers.push(rr(0xC00C, 1, &[127, 0, 0, 1]));
                 } else {
+                    if !self.advertise_answers() {
+                        return Some(echo(req, SERVFAIL));
+                    }
                     for v in self.store.get(name.as_bytes(), 10) {
                         if let Some(ip) = valid_ipv4(&v) {
                             answers.push(rr(0xC00C, 1, &ip));

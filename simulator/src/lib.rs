@@ -333,6 +333,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
         zone: sc.zenodotus.zone.clone(),
         own_ip: Ipv4Addr::LOCALHOST,
         store: tcp_store.clone(),
+        advertise: Some(advertise_tcp.clone()),
     });
     tokio::spawn(dns::serve(dns_sock, zen));
 

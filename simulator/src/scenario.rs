@@ -316,6 +316,12 @@ impl Scenario {
         if n.affix + n.nat > 1.0 {
             return Err("nodes.affix + nodes.nat exceed 1".into());
         }
+        if n.vessels_per_node > 100 {
+            return Err(format!(
+                "nodes.vessels_per_node: at most 100, got {}",
+                n.vessels_per_node
+            ));
+        }
         if n.count > 60_000 {
             return Err(format!("nodes.count: at most 60000, got {}", n.count));
         }

@@ -420,3 +420,47 @@ async fn clock_advance_expires_only_down_nodes() {
     assert!(!lookup(1).await);
     assert!(lookup(0).await && lookup(2).await);
 }
+
+/// Zenodotus reads central_v2: while that advertise server hangs, name lookups SERVFAIL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zenodotus_servfail_while_advertise_is_down() {
+    let sim = start_yaml(
+        "nodes: {count: 0}\nzenodotus: {names: [{name: hello, values: [\"1.2.3.4\"]}]}\n",
+    )
+    .await;
+    let ep = sim.endpoints().unwrap();
+    let server: std::net::SocketAddr = ep.zenodotus_dns.parse().unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // id 0x1234, RD, one question: hello.zenodotus.poly.edu A IN
+    let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in ["hello", "zenodotus", "poly", "edu"] {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let ask = || async {
+        sock.send_to(&q, server).await.unwrap();
+        let mut buf = [0u8; 512];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        (buf[3] & 0x0f, u16::from_be_bytes([buf[6], buf[7]]), n)
+    };
+    assert_eq!(ask().await.0, 0);
+    HttpJson::new(&ep.control_url)
+        .post(
+            "service",
+            r#"{"service": "advertise_tcp", "behaviour": "hang"}"#,
+        )
+        .await;
+    assert_eq!(ask().await.0, 2);
+    HttpJson::new(&ep.control_url)
+        .post(
+            "service",
+            r#"{"service": "advertise_tcp", "behaviour": "normal"}"#,
+        )
+        .await;
+    let (rcode, answers, _) = ask().await;
+    assert_eq!((rcode, answers), (0, 1));
+}
