@@ -464,3 +464,28 @@ async fn zenodotus_servfail_while_advertise_is_down() {
     let (rcode, answers, _) = ask().await;
     assert_eq!((rcode, answers), (0, 1));
 }
+
+/// The protocol crate's parsers (what the exporters use) read every generated node, and the
+/// free-vessel count they derive equals the truth.
+#[test]
+fn generated_world_reads_back_through_the_protocol_crate() {
+    use seattle_protocol::nodemanager::getvessels::GetVessels;
+    use seattle_protocol::nodemanager::resources::Resources;
+    let sc = Scenario::default_scenario();
+    let w = seattle_simulator::world::World::build(&sc).unwrap();
+    let twopercent = seattle_simulator::world::state_key("twopercent").key_string();
+    let mut free = 0;
+    for node in &w.nodes {
+        let text = w.getvessels_text(node);
+        let gv = GetVessels::parse(text.as_bytes())
+            .unwrap_or_else(|e| panic!("node {}: {e:?}", node.index));
+        assert_eq!(gv.vessels.len(), node.lock().vessels.len());
+        if let Some(a) = gv.allocation(&twopercent) {
+            free += a.free.len();
+        }
+        let r = w.resources_text(node, "v2").unwrap();
+        let res = Resources::parse(r.as_bytes()).unwrap();
+        assert_eq!(res.usable_ports().count(), 10);
+    }
+    assert_eq!(free, w.truth().free_vessels);
+}
