@@ -121,11 +121,12 @@ impl ProcessCollector {
             .enumerate()
             .flat_map(|(i, g)| g.listen.iter().map(move |a| (i, *a)))
             .collect();
+        // Before the lock: a slow address does not hold up a concurrent scrape's /proc walk.
+        let addrs: Vec<SocketAddr> = targets.iter().map(|(_, a)| *a).collect();
+        let answered = tcp_check::accepts(&addrs, self.connect_timeout);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = &mut *state;
         self.scan(state)?;
-        let addrs: Vec<SocketAddr> = targets.iter().map(|(_, a)| *a).collect();
-        let answered = tcp_check::accepts(&addrs, self.connect_timeout);
 
         let mut out = Vec::with_capacity(self.groups.len());
         for (i, g) in self.groups.iter().enumerate() {
