@@ -212,12 +212,66 @@ def start_smtp(inbox):
     return ctl, port
 
 
+def start_irc(inbox, channel_receiver):
+    """A minimal IRC server for Debian's alertmanager-irc-relay: welcomes it, confirms its JOINs,
+    answers PINGs and records every PRIVMSG/NOTICE to a channel as a notification of the receiver
+    whose webhook posts to that channel."""
+    import socketserver
+
+    joined = threading.Event()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            nick, user, welcomed = None, False, False
+
+            def send(line):
+                self.wfile.write((line + "\r\n").encode())
+                self.wfile.flush()
+
+            for raw in self.rfile:
+                parts = raw.decode(errors="replace").rstrip("\r\n").split(" ")
+                cmd = parts[0].upper()
+                if cmd == "NICK" and len(parts) > 1:
+                    nick = parts[1]
+                elif cmd == "USER":
+                    user = True
+                elif cmd == "PING":
+                    send(f":e2e.irc PONG e2e.irc {' '.join(parts[1:])}")
+                elif cmd == "JOIN" and len(parts) > 1:
+                    for ch in parts[1].split(","):
+                        send(f":{nick}!relay@127.0.0.1 JOIN {ch}")
+                        send(f":e2e.irc 366 {nick} {ch} :End of /NAMES list.")
+                    joined.set()
+                elif cmd in ("PRIVMSG", "NOTICE") and len(parts) > 2 and parts[1] in channel_receiver:
+                    text = " ".join(parts[2:]).lstrip(":")
+                    m = re.match(r"\[(\w+)\]", text)
+                    inbox.add({"t": time.time(), "kind": "irc", "receiver": channel_receiver[parts[1]],
+                               "status": m.group(1) if m else "?", "text": text})
+                elif cmd == "QUIT":
+                    return
+                if nick and user and not welcomed:
+                    welcomed = True
+                    send(f":e2e.irc 001 {nick} :Welcome")
+                    send(f":e2e.irc 376 {nick} :End of /MOTD command.")
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, joined
+
+
 def notification_matches(ev, alertname, labels, status):
     """Whether a recorded notification carries this alert (these labels) in this status."""
     want = dict(labels, alertname=alertname)
     if ev["kind"] == "webhook":
         return any(a["status"] == status and all(a["labels"].get(k) == v for k, v in want.items())
                    for a in ev["alerts"])
+    if ev["kind"] == "irc":
+        # alertmanager/irc-relay.yml's template: "[status] alertname (severity, n alert(s)): summary",
+        # one line per group; the labels are checked at the receivers that carry them.
+        return ev["status"] == status and re.search(rf"\b{re.escape(alertname)}\b", ev["text"]) is not None
     # E-mail (Alertmanager's default template): the subject says the group's status and its labels,
     # the HTML body lists every alert's labels as `name = value`.
     if ev["status"] != status or alertname not in ev["subject"]:
@@ -497,9 +551,16 @@ class Stack:
 
         timings(cfg["route"])
         email_to = {}
+        self.irc_channels = {}  # "#channel" -> receiver posting to it through the relay
         for rcv in cfg["receivers"]:
             for w in rcv.get("webhook_configs", []):
-                w["url"] = f"http://127.0.0.1:{webhook_port}/{rcv['name']}"
+                u = urllib.parse.urlsplit(w["url"])
+                if u.hostname == "irc-relay" and self.relay_port:
+                    # The relay's path is the channel without '#' (alertmanager/irc-relay.yml).
+                    w["url"] = f"http://127.0.0.1:{self.relay_port}{u.path}"
+                    self.irc_channels["#" + u.path.strip("/")] = rcv["name"]
+                else:
+                    w["url"] = f"http://127.0.0.1:{webhook_port}/{rcv['name']}"
             for m in rcv.get("email_configs", []):
                 email_to[m["to"].lower()] = rcv["name"]
         return self.write("alertmanager.yml", cfg), email_to
@@ -509,9 +570,20 @@ class Stack:
         self.webhook = start_webhook(inbox)
         self.smtp, smtp_port = start_smtp(inbox)
         am_port = free_port()
+        relay = shutil.which("alertmanager-irc-relay")
+        self.relay_port = free_port() if relay else None
         am_cfg, email_to = self.write_alertmanager_config(self.webhook.server_address[1], smtp_port)
         inbox.email_to_receiver.update(email_to)
         self.inbox = inbox
+        if relay:
+            self.irc, joined = start_irc(inbox, self.irc_channels)
+            rcfg = yaml.safe_load(open(os.path.join(ROOT, "alertmanager/irc-relay.yml")))
+            rcfg.update(http_host="127.0.0.1", http_port=self.relay_port, irc_host="127.0.0.1",
+                        irc_port=self.irc.server_address[1], irc_use_ssl=False)
+            self.procs.start("irc-relay", [relay, "-config", self.write("irc-relay.yml", rcfg)])
+        else:
+            self.results.append(("SKIP", "IRC", "alertmanager-irc-relay is not installed: sysadmin-irc is "
+                                 "checked at its webhook instead of through the relay to an IRC channel"))
         os.makedirs(os.path.join(self.work, "am-data"))
         self.procs.start("alertmanager", ["prometheus-alertmanager", f"--config.file={am_cfg}",
                                           f"--storage.path={self.work}/am-data",
@@ -528,6 +600,9 @@ class Stack:
         self.prom = f"http://127.0.0.1:{self.prom_port}"
         wait_until("alertmanager ready", lambda: self.procs.check_alive({"alertmanager"}) or http_get(f"http://127.0.0.1:{am_port}/-/ready"), 30)
         wait_until("prometheus ready", lambda: self.procs.check_alive({"prometheus"}) or http_get(f"{self.prom}/-/ready"), 30)
+        if relay:
+            wait_until("IRC relay joined its channels", lambda: self.procs.check_alive({"irc-relay"}) or joined.is_set(), 30)
+            log(f"IRC relay 127.0.0.1:{self.relay_port} joined {sorted(self.irc_channels)} on 127.0.0.1:{self.irc.server_address[1]}")
         log(f"prometheus {self.prom}, alertmanager 127.0.0.1:{am_port}, webhook 127.0.0.1:{self.webhook.server_address[1]}, smtp 127.0.0.1:{smtp_port}")
 
     def query(self, q):
@@ -579,10 +654,10 @@ class Stack:
         while time.time() < deadline:
             for ev in self.inbox.snapshot():
                 if ev["t"] >= since and ev["receiver"] not in got and notification_matches(ev, alert, labels, status):
-                    got[ev["receiver"]] = ev["t"] - since
+                    got[ev["receiver"]] = (ev["t"] - since, ev["kind"])
             if expected <= set(got):
                 break
-            self.procs.check_alive({"prometheus", "alertmanager", "simulator"})
+            self.procs.check_alive({"prometheus", "alertmanager", "simulator", "irc-relay"})
             time.sleep(0.1)
         return got
 
@@ -626,8 +701,8 @@ class Stack:
             problems.append(f"no resolved notification at {sorted(expected - set(resolved))} within {FAULT_TIMEOUT} s")
         if wrong:
             problems.append(f"also notified {wrong} (another audience's receivers)")
-        times = ", ".join(f"{r} {got[r]:.1f} s" for r in sorted(got))
-        rtimes = ", ".join(f"{r} {resolved[r]:.1f} s" for r in sorted(resolved))
+        times = ", ".join(f"{r} ({got[r][1]}) {got[r][0]:.1f} s" for r in sorted(got))
+        rtimes = ", ".join(f"{r} ({resolved[r][1]}) {resolved[r][0]:.1f} s" for r in sorted(resolved))
         detail = f"{alert}: fault→firing {times or '-'}; cleared→resolved {rtimes or '-'}"
         status = "FAIL" if problems else "PASS"
         self.results.append((status, name, detail + ("; " + "; ".join(problems) if problems else "")))
