@@ -98,7 +98,12 @@ pub fn rcode_reason(rcode: ResponseCode) -> Option<&'static str> {
 /// Parses a probe target as an absolute DNS name (a trailing dot is optional).
 pub fn parse_name(target: &str) -> Option<Name> {
     let t = target.trim();
-    if t.is_empty() || t.len() > 253 || !t.is_ascii() {
+    // Host-name characters only: a URL, `host:port` or free text is a mistaken target, not a
+    // name to ask Zenodotus about.
+    let host_chars = t
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if t.is_empty() || t.len() > 254 || !host_chars {
         return None;
     }
     let mut name = Name::from_ascii(t).ok()?;
@@ -340,6 +345,9 @@ mod tests {
         assert!(parse_name("hello.zenodotus.poly.edu.").is_some());
         assert!(parse_name("").is_none());
         assert!(parse_name("héllo.example").is_none());
+        assert!(parse_name("hello.zenodotus.poly.edu:53").is_none());
+        assert!(parse_name("http://hello.example/").is_none());
+        assert!(parse_name("a..b").is_none());
         assert!(parse_name(&"a.".repeat(200)).is_none());
     }
 

@@ -166,6 +166,11 @@ async fn round_trip_reports_a_failed_announce() {
     let o = probe(&ep.zenodotus_zone, &m, BUDGET).await;
     assert_eq!(o.reason(), Some("announce_failed"), "{}", o.text);
     assert_eq!(o.value("seattle_zenodotus_round_trip_success"), Some(0.0));
+
+    // Zenodotus itself cannot look names up now: SERVFAIL (SEATTLE.md F).
+    let o = probe("hello.zenodotus.poly.edu", &m, BUDGET).await;
+    assert_eq!(o.reason(), Some("servfail"), "{}", o.text);
+    assert_eq!(o.value("seattle_dns_rcode{rcode=\"SERVFAIL\"}"), Some(1.0));
 }
 
 /// An advertise server answering every GET with `values` (one framed reply per connection).
@@ -434,6 +439,7 @@ async fn duplicated_answers_do_not_fail_the_next_query() {
         zone: ep.zenodotus_zone.clone(),
         own_ip: Ipv4Addr::LOCALHOST,
         store: sim.tcp_store.clone(),
+        advertise: None,
     };
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let server = socket.local_addr().expect("addr").to_string();
@@ -456,4 +462,17 @@ async fn duplicated_answers_do_not_fail_the_next_query() {
     assert_eq!(o.value("seattle_zenodotus_zone_ns_ok"), Some(1.0));
     assert_eq!(o.value("seattle_zenodotus_zone_soa_ok"), Some(1.0));
     assert_eq!(o.value("seattle_zenodotus_round_trip_success"), Some(1.0));
+}
+
+#[tokio::test]
+async fn a_target_that_is_no_name_is_a_bad_target() {
+    for target in [
+        "hello.zenodotus.poly.edu:53",
+        "http://hello/",
+        "a b",
+        "x..y",
+    ] {
+        let o = probe(target, &module("127.0.0.1:9"), BUDGET).await;
+        assert_eq!(o.reason(), Some("bad_target"), "{target}");
+    }
 }
