@@ -790,6 +790,13 @@ def make_install_dir(d):
         return
     os.makedirs(d)
     now = int(time.time())
+    # vesseldict as persist.py writes it (repr of a dict; Python 3's repr of these types is Python 2's).
+    vesseldict = {v: {"userkeys": [], "ownerkey": {"e": 65537, "n": 1000003 + i}, "oldmetadata": None,
+                      "stopfilename": f"{v}.stop", "logfilename": f"{v}.log", "statusfilename": f"{v}.status",
+                      "resourcefilename": f"resource.{v}", "advertise": True, "ownerinformation": "",
+                      "status": "Fresh"} for i, v in enumerate(("v1", "v2"))}
+    with open(os.path.join(d, "vesseldict"), "w") as f:
+        f.write(repr(vesseldict))
     for v in ("v1", "v2"):
         os.makedirs(os.path.join(d, v))
         with open(os.path.join(d, f"resource.{v}"), "w") as f:
