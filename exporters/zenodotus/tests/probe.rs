@@ -476,3 +476,20 @@ async fn a_target_that_is_no_name_is_a_bad_target() {
         assert_eq!(o.reason(), Some("bad_target"), "{target}");
     }
 }
+
+#[tokio::test]
+async fn server_given_by_name_is_resolved_ipv4_first() {
+    let sim = simulator().await;
+    let ep = sim.endpoints().expect("endpoints");
+    let port: u16 = ep
+        .zenodotus_dns
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("dns port");
+    let mut m = module(&ep.zenodotus_dns);
+    // Resolved per probe through the system (IPv4 taken first: the simulator is on 127.0.0.1).
+    m.server = seattle_zenodotus_exporter::config::Server::Host("localhost".into(), port);
+    let o = probe("hello.zenodotus.poly.edu", &m, BUDGET).await;
+    assert_eq!(o.result, Ok(()), "{}", o.text);
+    assert_eq!(o.value("seattle_dns_answers"), Some(2.0));
+}
