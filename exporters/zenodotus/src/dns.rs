@@ -261,7 +261,8 @@ impl QuerySocket {
                         return Err(DnsError::TooLarge);
                     }
                     let reply = self.buf.get(..n).unwrap_or_default();
-                    if let Some(id) = reply.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+                    if let Some(&[hi, lo]) = reply.get(..2)
+                        && let id = u16::from_be_bytes([hi, lo])
                         && !ids.contains(&id)
                         && self.earlier.contains(&id)
                     {
