@@ -235,7 +235,7 @@ async fn tcp_conn(mut stream: TcpStream, server: Arc<TcpServer>) {
     // The repy server's socket timeout: a client that never completes its request is dropped.
     let read = tokio::time::timeout(
         Duration::from_secs(10),
-        crate::framing::read_frame(&mut stream, MAX_REQUEST),
+        seattle_protocol::framing::read_frame(&mut stream, MAX_REQUEST),
     )
     .await;
     let Ok(Ok(payload)) = read else {
@@ -249,7 +249,7 @@ async fn tcp_conn(mut stream: TcpStream, server: Arc<TcpServer>) {
     } else {
         handle(&server.store, req, None)
     };
-    let framed = crate::framing::encode_frame(&reply);
+    let framed = seattle_protocol::framing::encode_frame(&reply);
     crate::hostile::send(&mut stream, &framed, behaviour, server.slow_delay).await;
 }
 

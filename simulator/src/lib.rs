@@ -4,7 +4,6 @@
 
 pub mod advertise;
 pub mod dns;
-pub mod framing;
 pub mod hostile;
 pub mod keys;
 pub mod nodemanager;
@@ -488,7 +487,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
         zenodotus_dns: dns_addr.to_string(),
         zenodotus_zone: sc.zenodotus.zone.clone(),
         updatesite_url: format!("{}updatesite/", sim.services[0].url()),
-        update_public_key: site.key.public().key_string(),
+        update_public_key: site.key.public.to_key_string(),
         cib_url: sim.services[1].url(),
         cib_xmlrpc_url: format!("{}xmlrpc/", sim.services[1].url()),
         clearinghouse_url: sim.services[2].url(),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use seattle_protocol::keys::{PrivateKey, PublicKey};
 use seattle_simulator::keys::KeyPair;
 use seattle_simulator::scenario::{Addressing, Scenario};
 use seattle_simulator::{Options, Ports, Simulator};
@@ -95,12 +96,14 @@ fn load_key(prefix: &std::path::Path) -> anyhow::Result<KeyPair> {
         let p = prefix.with_extension(ext);
         std::fs::read_to_string(&p).with_context(|| p.display().to_string())
     };
-    let public = read("publickey")?;
-    let e = public
-        .split_whitespace()
-        .next()
-        .context("empty public key file")?;
-    KeyPair::from_private_string(&read("privatekey")?, e).context("private key is not \"d p q\"")
+    let public = PublicKey::parse(&read("publickey")?).context("public key is not \"e n\"")?;
+    let private =
+        PrivateKey::parse(&read("privatekey")?).context("private key is not \"d p q\"")?;
+    anyhow::ensure!(
+        private.modulus() == public.n,
+        "the private key does not belong to the public key"
+    );
+    Ok(KeyPair { public, private })
 }
 
 #[tokio::main]

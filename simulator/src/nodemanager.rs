@@ -7,11 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use num_bigint::BigUint;
+use seattle_protocol::keys::PublicKey;
+use seattle_protocol::signeddata;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
-use crate::keys::{KeyPair, PubKey};
 use crate::scenario::Behaviour;
 use crate::world::{KeyRef, Node, World};
 
@@ -99,7 +99,7 @@ fn signed_call(
     owner_only: bool,
 ) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(payload).ok()?;
-    let (body, sigblock) = text.rsplit_once('\n')?;
+    let (body, _) = text.rsplit_once('\n')?;
     let args: Vec<&str> = body.splitn(nargs + 1, '|').skip(1).collect();
     let vessel_name = *args.first()?;
     let whole = format!("'{text}'");
@@ -109,52 +109,42 @@ fn signed_call(
             return Some(reply("Unknown Vessel", "Error"));
         }
     }
-    // !e n!timestamp!expiration!sequence!destination! sig
-    let (signed, signature) = text.rsplit_once('!')?;
-    let fields: Vec<&str> = sigblock.strip_prefix('!')?.rsplitn(6, '!').collect();
-    if fields.len() != 6 {
+    let Ok(sd) = signeddata::parse(payload) else {
         return None;
-    }
-    // rsplitn yields from the right: sig, dest, seq, exp, ts, key.
-    let (dest, seq, exp, ts, key) = (fields[1], fields[2], fields[3], fields[4], fields[5]);
-    let expiration: f64 = exp.trim().parse().ok()?;
-    if expiration <= now_unix() {
+    };
+    if sd.check_expiry(now_unix()).is_err() {
         return Some(reply(&format!("Bad Signature on {whole}"), "Error"));
     }
     let mut d = node.lock();
     let vi = d.vessels.iter().position(|v| v.name == vessel_name)?;
-    if seq != "None" {
-        let n: i64 = seq.rsplit_once(':')?.1.parse().ok()?;
-        if d.vessels[vi].last_timestamp.is_none() && n != 0 {
-            return Some(reply(&format!("Illegal sequence id on {whole}"), "Error"));
-        }
+    if let Some(seq) = &sd.sequence
+        && d.vessels[vi].last_timestamp.is_none()
+        && seq.number != 0
+    {
+        return Some(reply(&format!("Illegal sequence id on {whole}"), "Error"));
     }
-    let signer = PubKey::parse(key)?;
-    let (Ok(e), Ok(n)) = (signer.e.parse::<BigUint>(), signer.n.parse::<BigUint>()) else {
-        return None;
-    };
-    if !KeyPair::verify(&e, &n, signed.as_bytes(), signature) {
+    if sd.verify().is_err() {
         return Some(reply(&format!("Bad Signature on {whole}"), "Error"));
     }
+    let signer = &sd.public_key;
     let v = &d.vessels[vi];
     let owner = world.resolve(node, &v.owner);
-    let is_user = v.users.iter().any(|u| world.resolve(node, u) == signer);
-    if owner != signer && (owner_only || !is_user) {
+    let is_user = v.users.iter().any(|u| world.resolve(node, u) == *signer);
+    if owner != *signer && (owner_only || !is_user) {
         return Some(reply("Insufficient Permissions", "Error"));
     }
     let nodekey = d
         .fixture
         .as_ref()
-        .map(|f| f.nodekey.key_string())
-        .unwrap_or_else(|| node.key.key_string());
-    if dest != "None" && !dest.split(':').any(|p| p == nodekey) {
+        .map(|f| f.nodekey.to_key_string())
+        .unwrap_or_else(|| node.key.to_key_string());
+    if sd.check_destination(&nodekey).is_err() {
         return Some(reply(
             "Signature problem: Not destined for this node Not destined for this node",
             "Error",
         ));
     }
-    if ts != "None" {
-        let t: f64 = ts.trim().parse().ok()?;
+    if let Some(t) = sd.timestamp {
         match d.vessels[vi].last_timestamp {
             Some(old) if old == t => {
                 return Some(reply("Signature problem: Timestamps match", "Error"));
@@ -181,15 +171,15 @@ fn signed_call(
             let list = args.get(1).copied().unwrap_or_default();
             let mut users = Vec::new();
             for k in list.split('|').filter(|k| !k.is_empty()) {
-                match PubKey::parse(k) {
-                    Some(k) => users.push(KeyRef::Literal(Arc::new(k))),
-                    None => return Some(reply("Invalid Key String", "Error")),
+                match PublicKey::parse(k) {
+                    Ok(k) => users.push(KeyRef::Literal(Arc::new(k))),
+                    Err(_) => return Some(reply("Invalid Key String", "Error")),
                 }
             }
             v.users = users;
             reply("", "Success")
         }
-        "ChangeOwner" => match args.get(1).and_then(|k| PubKey::parse(k)) {
+        "ChangeOwner" => match args.get(1).and_then(|k| PublicKey::parse(k).ok()) {
             Some(k) => {
                 v.owner = KeyRef::Literal(Arc::new(k));
                 reply("", "Success")
@@ -339,13 +329,16 @@ async fn connection(mut stream: TcpStream, world: &World, i: usize) {
         return;
     }
     let idle = Duration::from_secs_f64(world.idle_timeout.max(0.1));
-    let Ok(Ok(payload)) =
-        tokio::time::timeout(idle, crate::framing::read_frame(&mut stream, MAX_REQUEST)).await
+    let Ok(Ok(payload)) = tokio::time::timeout(
+        idle,
+        seattle_protocol::framing::read_frame(&mut stream, MAX_REQUEST),
+    )
+    .await
     else {
         return; // framing error or idle: close without answer
     };
     let out = answer(world, node, &payload);
-    let framed = crate::framing::encode_frame(&out);
+    let framed = seattle_protocol::framing::encode_frame(&out);
     let slow = Duration::from_secs_f64(world.slow_delay.max(0.0));
     crate::hostile::send(&mut stream, &framed, behaviour, slow).await;
 }

@@ -356,7 +356,7 @@ impl Scenario {
         }
         for u in &self.users {
             if let Some(k) = &u.key
-                && crate::keys::PubKey::parse(k).is_none()
+                && seattle_protocol::keys::PublicKey::parse(k).is_err()
             {
                 return Err(format!("users: {}: key is not \"e n\"", u.name));
             }

@@ -6,36 +6,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use sha1::{Digest, Sha1};
+use seattle_protocol::metainfo::{self, FileEntry};
 
 use crate::keys::KeyPair;
 use crate::scenario::MetainfoState;
 
-/// 30 days: writemetainfo's expiry.
-const VALIDITY: f64 = 2_592_000.0;
 /// Size of the `oversized` metainfo.
 const OVERSIZED_BYTES: usize = 64 << 20;
-
-/// Py2 `str(float)` for positive timestamps: 12 significant digits, trailing zeros dropped.
-pub fn py_float(x: f64) -> String {
-    let int_digits = if x >= 1.0 {
-        (x.log10().floor() as i32) + 1
-    } else {
-        1
-    };
-    let decimals = (12 - int_digits).max(0) as usize;
-    let s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        let t = s.trim_end_matches('0');
-        if t.ends_with('.') {
-            format!("{t}0")
-        } else {
-            t.to_string()
-        }
-    } else {
-        format!("{s}.0")
-    }
-}
 
 /// The files the simulated site publishes (path, content).
 pub fn site_files() -> Vec<(String, Vec<u8>)> {
@@ -60,24 +37,14 @@ fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Writes a metainfo like `writemetainfo.py`: hash lines, blank line, signature block.
+/// Writes a metainfo like `writemetainfo.py` (the protocol crate's writer). Paths with
+/// whitespace or `!` cannot be listed; such a list gets an empty (malformed) metainfo.
 pub fn write_metainfo(files: &[(String, Vec<u8>)], key: &KeyPair, timestamp: f64) -> Vec<u8> {
-    let mut text = String::new();
-    for (path, data) in files {
-        text.push_str(&format!(
-            "{path} {} {}\n",
-            hex::encode(Sha1::digest(data)),
-            data.len()
-        ));
-    }
-    let pubkey = key.public().key_string();
-    let signed = format!(
-        "{text}\n!{pubkey}!{}!{}!None!None",
-        py_float(timestamp),
-        py_float(timestamp + VALIDITY)
-    );
-    let sig = key.sign(signed.as_bytes());
-    format!("{signed}!{sig}").into_bytes()
+    let entries: Vec<FileEntry> = files
+        .iter()
+        .map(|(path, data)| FileEntry::for_content(path, data))
+        .collect();
+    metainfo::write(&entries, &key.public, &key.private, timestamp).unwrap_or_default()
 }
 
 pub struct UpdateSite {
@@ -173,21 +140,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn py_float_matches_python2() {
-        assert_eq!(py_float(1795495173.49), "1795495173.49");
-        assert_eq!(py_float(1795495173.0), "1795495173.0");
-        assert_eq!(py_float(1798087173.4912), "1798087173.49");
-        assert_eq!(py_float(3.0), "3.0");
-    }
-
-    #[test]
     fn metainfo_layout_and_signature() {
         let key = KeyPair::generate(512, 3);
         let m = String::from_utf8(write_metainfo(&site_files(), &key, 1795495173.49)).unwrap();
         assert!(m.contains("\n\n!"));
         assert!(!m.ends_with('\n'));
-        let (signed, sig) = m.rsplit_once('!').unwrap();
-        assert!(KeyPair::verify(&key.e, &key.n, signed.as_bytes(), sig));
+        let parsed = metainfo::Metainfo::parse(m.as_bytes()).unwrap();
+        assert!(parsed.verify(&key.public, 1795495174.0).is_ok());
+        assert!(parsed.verify(&key.public, 1798087174.0).is_err());
         assert!(m.contains("!1795495173.49!1798087173.49!None!None! "));
     }
 }

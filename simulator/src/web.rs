@@ -11,9 +11,9 @@ use axum::http::header;
 use axum::response::Response;
 use sha1::{Digest, Sha1};
 
-use crate::keys::PubKey;
 use crate::scenario::Lock;
 use crate::xmlrpc::{self, XVal};
+use seattle_protocol::keys::PublicKey;
 
 const VALIDATION: &str = "<class 'custominstallerbuilder.common.validations.ValidationError'>";
 const PLATFORMS: [&str; 4] = ["windows", "mac", "android", "linux"];
@@ -147,7 +147,7 @@ impl Cib {
                 .and_then(|u| u.get("public_key"))
                 .and_then(XVal::as_str);
             let entry = match given {
-                Some(k) if PubKey::parse(k).is_none() => {
+                Some(k) if PublicKey::parse(k).is_err() => {
                     return fault("Invalid public key provided.");
                 }
                 Some(k) => vec![("public_key".to_string(), XVal::Str(k.to_string()))],
@@ -159,7 +159,7 @@ impl Cib {
                         self.counter.fetch_add(1, Ordering::Relaxed),
                     ));
                     vec![
-                        ("public_key".to_string(), XVal::Str(k.key_string())),
+                        ("public_key".to_string(), XVal::Str(k.to_key_string())),
                         ("private_key".to_string(), XVal::Str("(simulated)".into())),
                     ]
                 }

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 
-use crate::keys::{PubKey, fake_key, sub_seed};
+use seattle_protocol::keys::PublicKey;
+
+use crate::keys::{fake_key, sub_seed};
 use crate::scenario::{Addressing, Behaviour, Scenario};
 
 pub const STATUSES: [&str; 6] = [
@@ -39,16 +41,16 @@ const STATE_KEYS: &str = include_str!("state_keys.txt");
 const OFFCUT: &str = include_str!("offcut.txt");
 const RESOURCE_CALLS: &str = include_str!("resource_calls.txt");
 
-pub fn state_key(state: &str) -> PubKey {
+pub fn state_key(state: &str) -> PublicKey {
     let line = STATE_KEYS
         .lines()
         .find(|l| l.split(' ').next() == Some(state))
         .expect("every state in STATES has a key in state_keys.txt");
     let rest = line.split_once(' ').map(|x| x.1).unwrap_or_default();
-    PubKey::parse(rest).expect("state_keys.txt holds valid key strings")
+    PublicKey::parse(rest).expect("state_keys.txt holds valid key strings")
 }
 
-pub fn v2_key() -> PubKey {
+pub fn v2_key() -> PublicKey {
     state_key("v2")
 }
 
@@ -60,7 +62,7 @@ pub enum KeyRef {
     V2,
     State(u8),
     User(u32),
-    Literal(Arc<PubKey>),
+    Literal(Arc<PublicKey>),
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +100,7 @@ pub struct NodeData {
 
 pub struct Fixture {
     pub version: String,
-    pub nodekey: PubKey,
+    pub nodekey: PublicKey,
     pub resources: Option<String>,
     pub offcut: Option<String>,
     pub advertise: bool,
@@ -109,8 +111,8 @@ pub struct Node {
     pub ip: Ipv4Addr,
     /// Bound port (filled once the listener is up; kept across down/up).
     pub port: AtomicU16,
-    pub key: PubKey,
-    pub owner_key: PubKey,
+    pub key: PublicKey,
+    pub owner_key: PublicKey,
     pub form: ValueForm,
     pub data: Mutex<NodeData>,
 }
@@ -145,7 +147,7 @@ impl Node {
 
 pub struct UserRec {
     pub name: String,
-    pub key: PubKey,
+    pub key: PublicKey,
 }
 
 pub struct World {
@@ -153,8 +155,8 @@ pub struct World {
     pub addressing: Addressing,
     pub nodes: Vec<Node>,
     pub users: Vec<UserRec>,
-    pub state_keys: Vec<PubKey>,
-    pub v2: PubKey,
+    pub state_keys: Vec<PublicKey>,
+    pub v2: PublicKey,
     /// (user index, node index): a user key advertised by a node that does not hold it.
     pub inconsistent: Vec<(usize, usize)>,
     pub slow_delay: f64,
@@ -194,7 +196,7 @@ fn status_static(s: &str) -> &'static str {
 }
 
 /// Parses a GetVessels payload into header values and vessels (for literal fixtures).
-pub fn parse_getvessels(text: &str) -> Result<(String, PubKey, Vec<Vessel>), String> {
+pub fn parse_getvessels(text: &str) -> Result<(String, PublicKey, Vec<Vessel>), String> {
     let text = text.strip_suffix("\nSuccess").unwrap_or(text);
     let mut version = String::new();
     let mut nodekey = None;
@@ -207,14 +209,14 @@ pub fn parse_getvessels(text: &str) -> Result<(String, PubKey, Vec<Vessel>), Str
             .split_once(": ")
             .ok_or_else(|| format!("GetVessels line without ': ': {line:?}"))?;
         let key = || {
-            PubKey::parse(v)
+            PublicKey::parse(v)
                 .map(Arc::new)
-                .ok_or_else(|| format!("bad key string in {k}"))
+                .map_err(|_| format!("bad key string in {k}"))
         };
         match k {
             "Version" => version = v.to_string(),
             "Nodename" => {}
-            "Nodekey" => nodekey = Some(PubKey::parse(v).ok_or("bad Nodekey")?),
+            "Nodekey" => nodekey = Some(PublicKey::parse(v).map_err(|_| "bad Nodekey")?),
             "Name" => vessels.push(Vessel {
                 name: v.to_string(),
                 status: "Fresh",
@@ -253,7 +255,7 @@ impl World {
     pub fn build(sc: &Scenario) -> Result<World, String> {
         let seed = sc.seed;
         let n = sc.nodes.count;
-        let state_keys: Vec<PubKey> = STATES.iter().map(|s| state_key(s)).collect();
+        let state_keys: Vec<PublicKey> = STATES.iter().map(|s| state_key(s)).collect();
         let mut rng = StdRng::seed_from_u64(sub_seed(seed, 1, 0));
 
         // States: the counted ones first, in a seeded shuffle; the rest twopercent.
@@ -436,7 +438,9 @@ impl World {
         let mut taken = 0usize;
         for (ui, u) in sc.users.iter().enumerate() {
             let key = match &u.key {
-                Some(k) => PubKey::parse(k).ok_or_else(|| format!("users: {}: bad key", u.name))?,
+                Some(k) => {
+                    PublicKey::parse(k).map_err(|_| format!("users: {}: bad key", u.name))?
+                }
                 None => fake_key(sub_seed(seed, 5, ui as u64)),
             };
             for _ in 0..u.vessels {
@@ -490,7 +494,7 @@ impl World {
         })
     }
 
-    pub fn resolve(&self, node: &Node, k: &KeyRef) -> PubKey {
+    pub fn resolve(&self, node: &Node, k: &KeyRef) -> PublicKey {
         match k {
             KeyRef::NodeOwner => node.owner_key.clone(),
             KeyRef::V2 => self.v2.clone(),
@@ -504,8 +508,8 @@ impl World {
     pub fn getvessels_text(&self, node: &Node) -> String {
         let d = node.lock();
         let (version, nodekey) = match &d.fixture {
-            Some(f) => (f.version.as_str(), f.nodekey.key_string()),
-            None => (NM_VERSION, node.key.key_string()),
+            Some(f) => (f.version.as_str(), f.nodekey.to_key_string()),
+            None => (NM_VERSION, node.key.to_key_string()),
         };
         let mut out = String::with_capacity(512 + d.vessels.len() * 800);
         out.push_str(&format!(
@@ -518,13 +522,13 @@ impl World {
                 v.name,
                 v.status,
                 if v.advertise { "True" } else { "False" },
-                self.resolve(node, &v.owner).key_string(),
+                self.resolve(node, &v.owner).to_key_string(),
                 v.owner_info
             ));
             for u in &v.users {
                 out.push_str(&format!(
                     "UserKey: {}\n",
-                    self.resolve(node, u).key_string()
+                    self.resolve(node, u).to_key_string()
                 ));
             }
         }
@@ -685,7 +689,7 @@ impl World {
             };
             t.users.push(TruthUser {
                 name: u.name.clone(),
-                key: u.key.key_string(),
+                key: u.key.to_key_string(),
                 vessels,
                 inconsistent_nodes,
                 diagnosis: diagnosis.into(),

@@ -206,16 +206,18 @@ async fn advertise_million_values() {
 /// The update site's metainfo verifies with the published key; each fault state shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_site_states() {
-    use num_bigint::BigUint;
+    use seattle_protocol::{keys::PublicKey, signeddata};
     let sim = start_yaml("nodes: {count: 0}\n").await;
     let ep = sim.endpoints().unwrap();
     let site = HttpJson::new(&ep.updatesite_url);
     let control = HttpJson::new(&ep.control_url);
-    let (e, n) = ep.update_public_key.split_once(' ').unwrap();
-    let (e, n): (BigUint, BigUint) = (e.parse().unwrap(), n.parse().unwrap());
+    let published = PublicKey::parse(&ep.update_public_key).unwrap();
+    // Signed by the published key, whatever the expiry.
     let verify = |m: &str| {
-        let (signed, sig) = m.rsplit_once('!').unwrap();
-        seattle_simulator::keys::KeyPair::verify(&e, &n, signed.as_bytes(), sig)
+        signeddata::parse(m.as_bytes())
+            .unwrap()
+            .verify_with(&published)
+            .is_ok()
     };
     let m = site.get("metainfo").await;
     assert!(verify(&m), "{m}");
@@ -346,7 +348,7 @@ async fn signed_calls_are_verified() {
     let nodekey = "65537 747340318809666290119336386599";
     let getvessels = format!(
         "Version: 0.2-alpha-20140714-1434\nNodename: 127.0.0.1\nNodekey: {nodekey}\nName: v1\nStatus: Fresh\nAdvertise: True\nOwnerKey: {}\nOwnerInfo: \n",
-        owner.public().key_string()
+        owner.public.to_key_string()
     );
     let yaml = format!(
         "nodes: {{count: 0, addressing: ports}}\nfixture_nodes:\n  - getvessels_text: {}\n",
@@ -359,13 +361,17 @@ async fn signed_calls_are_verified() {
         .unwrap()
         .as_secs_f64();
     let sign = |key: &seattle_simulator::keys::KeyPair, body: &str, ts: f64, dest: &str| {
-        let signed = format!(
-            "{body}\n!{}!{ts:.2}!{:.2}!None!{dest}",
-            key.public().key_string(),
-            now + 3600.0
-        );
-        let sig = key.sign(signed.as_bytes());
-        format!("{signed}!{sig}")
+        let signed = seattle_protocol::signeddata::sign(
+            body.as_bytes(),
+            &key.public,
+            &key.private,
+            Some(ts),
+            Some(now + 3600.0),
+            None,
+            Some(dest),
+        )
+        .unwrap();
+        String::from_utf8(signed).unwrap()
     };
     let req = sign(&owner, "ChangeOwnerInformation|v1|hello", now, nodekey);
     assert_eq!(
@@ -473,7 +479,7 @@ fn generated_world_reads_back_through_the_protocol_crate() {
     use seattle_protocol::nodemanager::resources::Resources;
     let sc = Scenario::default_scenario();
     let w = seattle_simulator::world::World::build(&sc).unwrap();
-    let twopercent = seattle_simulator::world::state_key("twopercent").key_string();
+    let twopercent = seattle_simulator::world::state_key("twopercent").to_key_string();
     let mut free = 0;
     for node in &w.nodes {
         let text = w.getvessels_text(node);
