@@ -1,8 +1,10 @@
 -- wrk script for bench/suite.py: every request probes the next target of a list, so a run
 -- spreads over the whole simulated fleet instead of hammering one node.
---   wrk ... -s bench/rotate.lua URL -- PATH_PREFIX TARGETS_FILE THREADS
+--   wrk ... -s bench/rotate.lua URL -- PATH_PREFIX TARGETS_FILE THREADS [DELAY_MS]
 -- PATH_PREFIX is e.g. "/probe?module=nodemanager&target=" (the target is appended),
--- TARGETS_FILE one target per line. Threads start at evenly spaced offsets. A response counts
+-- TARGETS_FILE one target per line. DELAY_MS > 0 paces the load: each connection waits that
+-- long before each request (connections / DELAY_MS ≈ the total rate while answers are fast),
+-- so that both exporters can be compared at the same rate. Threads start at evenly spaced offsets. A response counts
 -- as ok when it is a 200 whose body has `probe_success 1`. Prints one JSON line at the end.
 
 local threads = {}
@@ -25,6 +27,7 @@ function init(args)
    end
    pos = math.floor(#targets * id / n_threads)
    ok, fail = 0, 0
+   pause = tonumber(args[4]) or 0
    -- What Prometheus sends, minus gzip (so the body can be checked here; neither side
    -- compresses then).
    headers = {
@@ -37,6 +40,10 @@ end
 function request()
    pos = pos % #targets + 1
    return wrk.format("GET", prefix .. targets[pos], headers)
+end
+
+function delay()
+   return pause
 end
 
 function response(status, hdrs, body)
