@@ -1,11 +1,22 @@
 -- wrk script for bench/suite.py: every request probes the next target of a list, so a run
 -- spreads over the whole simulated fleet instead of hammering one node.
---   wrk ... -s bench/rotate.lua URL -- PATH_PREFIX TARGETS_FILE THREADS [DELAY_MS]
+--   wrk ... -s bench/rotate.lua URL -- PATH_PREFIX TARGETS_FILE THREADS [RATE]
 -- PATH_PREFIX is e.g. "/probe?module=nodemanager&target=" (the target is appended),
--- TARGETS_FILE one target per line. DELAY_MS > 0 paces the load: each connection waits that
--- long before each request (connections / DELAY_MS ≈ the total rate while answers are fast),
--- so that both exporters can be compared at the same rate. Threads start at evenly spaced offsets. A response counts
+-- TARGETS_FILE one target per line. RATE > 0 paces the load to RATE requests/s in all: each
+-- thread hands out send times on a fixed schedule and a connection waits for its slot, so both
+-- exporters can be compared at the same rate (as long as the connections suffice for it). Threads start at evenly spaced offsets. A response counts
 -- as ok when it is a 200 whose body has `probe_success 1`. Prints one JSON line at the end.
+
+local ffi = require("ffi")
+ffi.cdef([[
+typedef struct { long sec; long nsec; } bench_timespec;
+int clock_gettime(int clock_id, bench_timespec *tp);
+]])
+local ts = ffi.new("bench_timespec")
+local function now_ms()
+   ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+   return tonumber(ts.sec) * 1000 + tonumber(ts.nsec) / 1e6
+end
 
 local threads = {}
 local next_id = 0
@@ -27,7 +38,9 @@ function init(args)
    end
    pos = math.floor(#targets * id / n_threads)
    ok, fail = 0, 0
-   pause = tonumber(args[4]) or 0
+   local rate = tonumber(args[4]) or 0
+   interval = rate > 0 and (1000 * n_threads / rate) or 0
+   slot = nil
    -- What Prometheus sends, minus gzip (so the body can be checked here; neither side
    -- compresses then).
    headers = {
@@ -43,7 +56,12 @@ function request()
 end
 
 function delay()
-   return pause
+   if interval == 0 then
+      return 0
+   end
+   local now = now_ms()
+   slot = math.max(slot or now, now - 100) + interval -- no catching up on more than 100 ms
+   return math.max(0, math.floor(slot - now))
 end
 
 function response(status, hdrs, body)

@@ -148,7 +148,7 @@ class Daemon:
 # Load generators
 
 
-def wrk_run(port, path_prefix, targets_file, conns, seconds, delay_ms=0):
+def wrk_run(port, path_prefix, targets_file, conns, seconds, rate=0):
     """One timed wrk run; returns its JSON summary."""
     threads = max(1, min(2, conns))
     argv = [
@@ -159,7 +159,7 @@ def wrk_run(port, path_prefix, targets_file, conns, seconds, delay_ms=0):
         "--timeout", "12s",
         "-s", os.path.join(BENCH, "rotate.lua"),
         f"http://127.0.0.1:{port}",
-        "--", path_prefix, targets_file, str(threads), str(int(delay_ms)),
+        "--", path_prefix, targets_file, str(threads), str(rate or 0),
     ]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     for line in reversed(out.stdout.splitlines()):
@@ -243,10 +243,10 @@ class Side:
         return int(self.daemon.argv[self.daemon.argv.index("--web.listen-address") + 1]
                    .rsplit(":", 1)[1])
 
-    def measure(self, conns, seconds, delay_ms=0):
+    def measure(self, conns, seconds, rate=0):
         c0 = cpu_ticks(self.daemon.pid)
         s0 = cpu_ticks(self.sim.pid) if self.sim else 0
-        r = wrk_run(self.port(), self.path_prefix, self.targets_file, conns, seconds, delay_ms)
+        r = wrk_run(self.port(), self.path_prefix, self.targets_file, conns, seconds, rate)
         r["cpu_s"] = (cpu_ticks(self.daemon.pid) - c0) / TICK
         r["sim_cpu_s"] = ((cpu_ticks(self.sim.pid) - s0) / TICK) if self.sim else 0.0
         self.runs.append(r)
@@ -272,14 +272,13 @@ class Side:
 def compare(bench, case, ours, peer, conns, seconds, rounds, target=None, rate=None):
     """Alternating timed runs of ours and the peer; records one ratio row. With `rate`, the
     load is paced to about that many probes/s for both (else each runs flat out)."""
-    delay_ms = conns * 1000 / rate if rate else 0
     log(f"== {bench} {case}: {rounds} rounds of {seconds}s each, {conns} connections")
     for side in (ours, peer):  # warm-up: connections, caches, Go's GC sizing
-        side.measure(conns, 1, delay_ms)
+        side.measure(conns, 1, rate)
         side.reset()
     for i in range(rounds):
         for side in (ours, peer) if i % 2 == 0 else (peer, ours):
-            r = side.measure(conns, seconds, delay_ms)
+            r = side.measure(conns, seconds, rate)
             log(
                 f"   {side.name:<32} {r['requests'] / (r['duration_us'] / 1e6):8.0f}/s "
                 f"cpu {1000 * r['cpu_s'] / max(1, r['requests']):.3f} ms "
@@ -301,7 +300,7 @@ def compare(bench, case, ours, peer, conns, seconds, rounds, target=None, rate=N
     if target:
         ratio["target"], ratio["met"] = target(o, p)
         if not ratio["met"] and PROFILE["enabled"]:
-            profile(f"{bench}, {case}", ours, conns, seconds, delay_ms)
+            profile(f"{bench}, {case}", ours, conns, seconds, rate)
     RATIOS.append(ratio)
     return o, p
 
@@ -310,7 +309,7 @@ PROFILE = {"enabled": True, "tmp": None}
 PROFILES = []  # (title, top DSOs, top symbols)
 
 
-def profile(title, side, conns, seconds, delay_ms):
+def profile(title, side, conns, seconds, rate):
     """A missed target: sample ours with perf (cpu-clock: works without hardware counters)
     during one more run and keep the top shared objects and symbols."""
     if not shutil.which("perf"):
@@ -324,7 +323,7 @@ def profile(title, side, conns, seconds, delay_ms):
     )  # fmt: skip
     time.sleep(0.3)
     try:
-        wrk_run(side.port(), side.path_prefix, side.targets_file, conns, seconds, delay_ms)
+        wrk_run(side.port(), side.path_prefix, side.targets_file, conns, seconds, rate)
     finally:
         rec.wait(seconds + 30)
     tops = []
