@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use seattle_process_exporter::proc_scan::{ProcScanner, clock_ticks_per_second, parse_stat};
+use seattle_host::proc_scan::{ProcScanner, clock_ticks_per_second, parse_stat};
 
 fn own_cpu_ticks() -> u64 {
     let text = std::fs::read("/proc/self/stat").unwrap_or_default();

@@ -1,31 +1,9 @@
-//! The host collectors of this exporter, registered in one place.
+//! The host collectors of this exporter (from seattle-host), registered in one place.
 
-pub mod filesystem;
-pub mod process;
-
-use prometheus_client::registry::Registry;
-use seattle_exporter_toolkit::collector::Collector;
 use seattle_exporter_toolkit::server::Exporter;
+use seattle_host::collector::{filesystem, process};
 
 use crate::config::Config;
-
-impl Collector for process::ProcessCollector {
-    fn name(&self) -> &'static str {
-        "process"
-    }
-    fn collect(&self, registry: &mut Registry) -> anyhow::Result<()> {
-        process::ProcessCollector::collect(self, registry)
-    }
-}
-
-impl Collector for filesystem::FilesystemCollector {
-    fn name(&self) -> &'static str {
-        "filesystem"
-    }
-    fn collect(&self, registry: &mut Registry) -> anyhow::Result<()> {
-        filesystem::FilesystemCollector::collect(self, registry)
-    }
-}
 
 /// Adds every collector of this exporter, for a configuration.
 pub fn register(exporter: Exporter, config: &Config) -> anyhow::Result<Exporter> {

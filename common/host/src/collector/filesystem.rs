@@ -16,7 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::config::FilesystemConfig;
+use crate::groups::FilesystemConfig;
 
 /// node_exporter's default excluded filesystem types: pseudo and read-only image filesystems.
 const EXCLUDED_FSTYPES: &[&str] = &[

@@ -16,7 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::config::{Matcher, ProcessGroup};
+use crate::groups::{Matcher, ProcessGroup};
 use crate::proc_scan::{self, ProcReader, ProcScanner, Stat};
 use crate::tcp_check;
 
@@ -406,7 +406,7 @@ pub fn encode(groups: &[GroupSnapshot], registry: &mut Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Matcher;
+    use crate::groups::Matcher;
     use regex::Regex;
     use std::os::unix::process::CommandExt;
     use std::process::{Child, Command};

@@ -379,7 +379,7 @@ mod tests {
             .unwrap();
         let (start, cmd, fds, uid) = found.expect("own pid in /proc");
         assert!(start > 0);
-        assert!(cmd.contains("seattle_process_exporter"), "{cmd}");
+        assert!(cmd.contains("seattle_host"), "{cmd}");
         assert!(fds.unwrap() >= 3);
         use std::os::unix::fs::MetadataExt;
         assert_eq!(uid, Some(std::fs::metadata("/proc/self").unwrap().uid()));
