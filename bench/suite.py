@@ -674,6 +674,75 @@ def bench_process(a, bins):
         skip(bench, "bench/process/bench.py printed no rows")
 
 
+NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
+
+
+def bench_node_exporter_reference(a, tmp, bins):
+    """A reference, not the same work: what a server scrape costs with node_exporter (all its
+    default collectors; only its filesystem collector) beside ours (process groups + disks)."""
+    import http.client
+
+    bench = "server scrape, node_exporter reference"
+    if not os.access(NODE_EXPORTER, os.X_OK) or bins["process"] in BROKEN:
+        skip(bench, "prometheus-node-exporter or seattle_process_exporter is missing")
+        return
+    sides = []
+    try:
+        for name, argv in (
+            ("seattle_process_exporter (groups + disks)",
+             [bins["process"], "--profile", "clearinghouse"]),
+            ("node_exporter, default collectors", [NODE_EXPORTER]),
+            ("node_exporter, filesystem only",
+             [NODE_EXPORTER, "--collector.disable-defaults", "--collector.filesystem"]),
+        ):  # fmt: skip
+            port = free_port()
+            d = Daemon(f"reference-{len(sides)}",
+                       argv + ["--web.listen-address", f"127.0.0.1:{port}"], tmp,
+                       ready_url=f"http://127.0.0.1:{port}/metrics")  # fmt: skip
+            sides.append((name, d, port, []))
+
+        def scrape(port):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            t0 = time.perf_counter()
+            c.request("GET", "/metrics", headers=PROMETHEUS_HEADERS)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            return time.perf_counter() - t0
+
+        for _, _, port, _ in sides:
+            for _ in range(3):
+                scrape(port)
+        t0 = {d.pid: cpu_ticks(d.pid) for _, d, _, _ in sides}
+        for i in range(a.reference_scrapes):
+            for _, _, port, lat in sides if i % 2 == 0 else reversed(sides):
+                lat.append(scrape(port))
+        for name, d, _, lat in sides:
+            lat.sort()
+            REFERENCE.append({
+                "exporter": name,
+                "scrapes": len(lat),
+                "cpu_ms": 1000 * (cpu_ticks(d.pid) - t0[d.pid]) / TICK / len(lat),
+                "p50_ms": 1000 * lat[len(lat) // 2],
+                "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+                "rss_mb": rss_mb(d.pid),
+            })  # fmt: skip
+    except Exception as e:  # noqa: BLE001
+        skip(bench, f"failed: {e}")
+    finally:
+        for _, d, _, _ in sides:
+            d.stop()
+
+
+REFERENCE = []
+
+
 def parse_process_output(text):
     """Reads the first markdown table bench/process/bench.py prints."""
     rows = []
@@ -788,6 +857,17 @@ def render(a, m, started, elapsed, load_end):
     if PROCESS.get("raw"):
         w("## Server-process scrapes (bench/process/bench.py)\n")
         w(PROCESS["raw"].strip() + "\n")
+    if REFERENCE:
+        w("### Reference: a server scrape with node_exporter (not the same work)\n")
+        w("What operators run on a server today beside process-exporter; ours covers process "
+          "groups and disks, node_exporter's defaults cover much more (CPU, memory, network…). "
+          "Alternating scrapes with Prometheus' headers.\n")  # fmt: skip
+        w("| exporter | scrapes | CPU/scrape ms | p50 ms | p99 ms | RSS MB |")
+        w("|---|---|---|---|---|---|")
+        for r in REFERENCE:
+            w(f"| {r['exporter']} | {r['scrapes']} | {fmt(r['cpu_ms'])} | {fmt(r['p50_ms'], 2)} "
+              f"| {fmt(r['p99_ms'], 2)} | {fmt(r['rss_mb'], 1)} |")  # fmt: skip
+        w("")
 
     if SIGNEDDATA:
         w("## Signature check without the cache (criterion, `cargo bench -p seattle-protocol "
@@ -891,6 +971,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=4, help="length of one timed run")
     ap.add_argument("--rounds", type=int, default=4, help="alternating runs per side per case")
     ap.add_argument("--extra-processes", type=int, default=2000)
+    ap.add_argument("--reference-scrapes", type=int, default=100,
+                    help="scrapes per exporter in the node_exporter reference")
     ap.add_argument("--bin", default=None, help="directory of the release binaries")
     ap.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))
     ap.add_argument("--signeddata-timeout", type=int, default=420)
@@ -935,6 +1017,7 @@ def main():
 
     if "process" in only:
         bench_process(a, bins)
+        bench_node_exporter_reference(a, tmp, bins)
 
     probes = only & {"nodemanager", "dns", "updatesite"}
     sim = bb = None
