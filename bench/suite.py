@@ -809,9 +809,11 @@ def render(a, m, started, elapsed, load_end):
               f"| {r.get('target', '')} | {'yes' if r.get('met') else ('**no**' if 'met' in r else '')} |")  # fmt: skip
         for case, ex in PROCESS.get("rows", {}).items():
             o = next((v for k, v in ex.items() if k.startswith("seattle")), None)
-            p = next((v for k, v in ex.items() if k.startswith("process-exporter")), None)
-            if o and p and o["cpu_ms"]:
-                w(f"| server-process scrape | {case} | {fmt(p['cpu_ms'] / o['cpu_ms'], 2)}× | "
+            for peer_name, p in ex.items():
+                if not peer_name.startswith("process-exporter") or not o or not o["cpu_ms"]:
+                    continue
+                w(f"| server-process scrape vs {peer_name} | {case} "
+                  f"| {fmt(p['cpu_ms'] / o['cpu_ms'], 2)}× | "
                   f"| {fmt(p['p50_ms'] / o['p50_ms'], 2)}× | {fmt(p['p99_ms'] / o['p99_ms'], 2)}× "
                   f"| {fmt(p['rss_mb'] / o['rss_mb'], 2)}× | | |")  # fmt: skip
         w("")
