@@ -291,7 +291,10 @@ async fn udp_reply(socket: &Arc<UdpSocket>, reply: Vec<u8>, peer: SocketAddr, b:
         Behaviour::Reset => {
             let _ = socket.send_to(&reply[..reply.len() / 2], peer).await;
         }
-        Behaviour::Normal | Behaviour::MillionValues => {
+        Behaviour::Normal
+        | Behaviour::MillionValues
+        | Behaviour::Truncated
+        | Behaviour::Oversized => {
             let _ = socket.send_to(&reply, peer).await;
         }
     }

@@ -5,14 +5,20 @@
 //! packets have quirks (uncompressed RDATA names, an NS record repeated as "additional", MX
 //! without a preference) that a general encoder would not reproduce.
 
-use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
+use rand::Rng;
 use tokio::net::UdpSocket;
+use tokio::task::AbortHandle;
 
 use crate::advertise::Store;
+use crate::scenario::Behaviour;
 
 const NOERROR: u8 = 0;
 const FORMERR: u8 = 1;
@@ -102,7 +108,6 @@ fn valid_ipv4(v: &[u8]) -> Option<[u8; 4]> {
 
 impl Zenodotus {
     fn advertise_answers(&self) -> bool {
-        use crate::scenario::Behaviour;
         self.advertise.as_ref().is_none_or(|a| {
             matches!(
                 a.behaviour(),
@@ -216,4 +221,188 @@ pub async fn serve(socket: UdpSocket, z: Arc<Zenodotus>) {
             let _ = socket.send_to(&reply, peer).await;
         }
     }
+}
+
+/// Answer records added by `oversized`: 320 × 16 bytes puts any reply over 4096 bytes.
+const OVERSIZED_RECORDS: u16 = 320;
+
+/// The Zenodotus UDP service with a fault behaviour (`/control/service` `zenodotus_dns`).
+pub struct DnsService {
+    pub zen: Arc<Zenodotus>,
+    port: AtomicU16,
+    behaviour: Mutex<Behaviour>,
+    slow: Duration,
+    task: Mutex<Option<AbortHandle>>,
+}
+
+impl DnsService {
+    /// Binds `127.0.0.1:port` (0 = any free port) and answers normally.
+    pub async fn start(zen: Arc<Zenodotus>, port: u16, slow: Duration) -> io::Result<Arc<Self>> {
+        let svc = Arc::new(DnsService {
+            zen,
+            port: AtomicU16::new(port),
+            behaviour: Mutex::new(Behaviour::Normal),
+            slow,
+            task: Mutex::new(None),
+        });
+        svc.listen().await?;
+        Ok(svc)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port.load(Ordering::Relaxed)))
+    }
+
+    pub fn behaviour(&self) -> Behaviour {
+        *self.behaviour.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether Zenodotus can show `b`; TCP-only faults have no UDP meaning.
+    pub fn supports(b: Behaviour) -> bool {
+        matches!(
+            b,
+            Behaviour::Normal
+                | Behaviour::Down
+                | Behaviour::Slow
+                | Behaviour::Hang
+                | Behaviour::Garbage
+                | Behaviour::Truncated
+                | Behaviour::Oversized
+        )
+    }
+
+    /// Switches behaviour; `down` closes the socket (clients get ICMP port unreachable),
+    /// anything else reopens it on the same port.
+    pub async fn set_behaviour(self: &Arc<Self>, b: Behaviour) -> io::Result<()> {
+        if !Self::supports(b) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("zenodotus_dns does not do {b:?}"),
+            ));
+        }
+        let was = std::mem::replace(
+            &mut *self.behaviour.lock().unwrap_or_else(|e| e.into_inner()),
+            b,
+        );
+        if b == Behaviour::Down {
+            if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                t.abort();
+            }
+        } else if was == Behaviour::Down {
+            self.listen().await?;
+        }
+        Ok(())
+    }
+
+    async fn listen(self: &Arc<Self>) -> io::Result<()> {
+        let socket = UdpSocket::bind(self.addr()).await?;
+        self.port
+            .store(socket.local_addr()?.port(), Ordering::Relaxed);
+        let task = tokio::spawn(self.clone().serve(Arc::new(socket)));
+        if let Some(old) = self
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task.abort_handle())
+        {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    async fn serve(self: Arc<Self>, socket: Arc<UdpSocket>) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let req = &buf[..n];
+            let reply = match self.behaviour() {
+                Behaviour::Normal => self.zen.answer(req),
+                Behaviour::Slow => {
+                    // Delayed on its own task so that one slow answer does not hold up others.
+                    if let Some(reply) = self.zen.answer(req) {
+                        let (socket, delay) = (socket.clone(), self.slow);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = socket.send_to(&reply, peer).await;
+                        });
+                    }
+                    None
+                }
+                Behaviour::Garbage => Some(garbage(req)),
+                Behaviour::Truncated => self.zen.answer(req).map(|r| truncated(&r)),
+                Behaviour::Oversized => self.zen.answer(req).map(|r| oversized(&r)),
+                // Hang, and anything set directly that UDP cannot show: drop the datagram.
+                _ => None,
+            };
+            if let Some(reply) = reply {
+                let _ = socket.send_to(&reply, peer).await;
+            }
+        }
+    }
+}
+
+/// The query's id, then random bytes that claim 65535 questions: no parser can accept it, and
+/// the matching id keeps a client from discarding it as a stray datagram.
+fn garbage(req: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 48];
+    rand::rng().fill(&mut out[..]);
+    out[..2].copy_from_slice(req.get(..2).unwrap_or(&[0, 0]));
+    out[4..6].copy_from_slice(&u16::MAX.to_be_bytes());
+    out
+}
+
+/// What a server sends when the answer does not fit: the header with TC set and the question,
+/// every record section dropped.
+fn truncated(reply: &[u8]) -> Vec<u8> {
+    let mut out = reply
+        .get(..question_end(reply).unwrap_or(12))
+        .unwrap_or(reply)
+        .to_vec();
+    if out.len() >= 12 {
+        out[2] |= 0x02;
+        out[6..12].fill(0);
+    }
+    out
+}
+
+/// The reply with [`OVERSIZED_RECORDS`] more A records for the question name, so that it is
+/// well-formed but larger than the 4096 bytes a client reads.
+fn oversized(reply: &[u8]) -> Vec<u8> {
+    let mut out = reply.to_vec();
+    if out.len() < 12 || question_end(reply).is_none() {
+        return out;
+    }
+    let ancount = u16::from_be_bytes([out[6], out[7]]).saturating_add(OVERSIZED_RECORDS);
+    out[6..8].copy_from_slice(&ancount.to_be_bytes());
+    // Records go after the answers already there, so before any authority or additional ones.
+    let mut at = question_end(reply).unwrap_or(12);
+    for _ in 0..u16::from_be_bytes([reply[6], reply[7]]) {
+        at = skip_record(reply, at).unwrap_or(reply.len());
+    }
+    let extra: Vec<u8> = (0..OVERSIZED_RECORDS)
+        .flat_map(|i| rr(0xC00C, 1, &[127, 0, (i >> 8) as u8, i as u8]))
+        .collect();
+    out.splice(at..at, extra);
+    out
+}
+
+/// End of the resource record starting at `at` (owner name compressed or not).
+fn skip_record(msg: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(at)? as usize;
+        if len == 0 {
+            at += 1;
+            break;
+        }
+        if len & 0xC0 != 0 {
+            at += 2;
+            break;
+        }
+        at += 1 + len;
+    }
+    let rdlen = u16::from_be_bytes([*msg.get(at + 8)?, *msg.get(at + 9)?]) as usize;
+    let end = at + 10 + rdlen;
+    (end <= msg.len()).then_some(end)
 }

@@ -28,7 +28,12 @@ pub async fn hold(stream: &mut TcpStream) {
 /// the caller closes the connection by dropping it.
 pub async fn send(stream: &mut TcpStream, reply: &[u8], behaviour: Behaviour, slow: Duration) {
     match behaviour {
-        Behaviour::Normal | Behaviour::Down | Behaviour::MillionValues => {
+        // Truncated and Oversized are Zenodotus faults; control and scenario refuse them here.
+        Behaviour::Normal
+        | Behaviour::Down
+        | Behaviour::MillionValues
+        | Behaviour::Truncated
+        | Behaviour::Oversized => {
             let _ = stream.write_all(reply).await;
         }
         Behaviour::Slow => {

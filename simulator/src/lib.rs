@@ -187,6 +187,8 @@ pub struct Simulator {
     pub udp_store: Arc<Store>,
     pub advertise_tcp: Arc<TcpServer>,
     pub advertise_udp: Arc<UdpServer>,
+    /// Zenodotus' UDP service and its fault behaviour.
+    pub zenodotus_dns: Arc<dns::DnsService>,
     pub updatesite: Arc<updatesite::UpdateSite>,
     pub services: Vec<Arc<HttpService>>,
     pub advert_ttl: f64,
@@ -324,17 +326,16 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
         .context("advertise UDP port")?;
     let udp_addr = udp.local_addr()?;
     tokio::spawn(advertise::serve_udp(udp, advertise_udp.clone()));
-    let dns_sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, opts.ports.dns))
-        .await
-        .context("Zenodotus DNS port")?;
-    let dns_addr = dns_sock.local_addr()?;
     let zen = Arc::new(dns::Zenodotus {
         zone: sc.zenodotus.zone.clone(),
         own_ip: Ipv4Addr::LOCALHOST,
         store: tcp_store.clone(),
         advertise: Some(advertise_tcp.clone()),
     });
-    tokio::spawn(dns::serve(dns_sock, zen));
+    let zenodotus_dns = dns::DnsService::start(zen, opts.ports.dns, slow_adv)
+        .await
+        .context("Zenodotus DNS port")?;
+    let dns_addr = zenodotus_dns.addr();
 
     let cib = Arc::new(web::Cib::new(sc.seed));
     let lockserver = Arc::new(web::Lockserver::new(&sc.lockserver.locks));
@@ -424,6 +425,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
         udp_store: udp_store.clone(),
         advertise_tcp,
         advertise_udp,
+        zenodotus_dns,
         updatesite: site.clone(),
         services,
         advert_ttl: sc.advertise.ttl_seconds.max(1) as f64,
@@ -597,6 +599,10 @@ fn control_router(sim: Arc<Simulator>) -> Router {
                             serde_json::to_value(sim.advertise_tcp.behaviour()).unwrap_or_default(),
                         ),
                         (
+                            "zenodotus_dns".to_string(),
+                            serde_json::to_value(sim.zenodotus_dns.behaviour()).unwrap_or_default(),
+                        ),
+                        (
                             "metainfo".to_string(),
                             serde_json::to_value(sim.updatesite.state()).unwrap_or_default(),
                         ),
@@ -665,7 +671,15 @@ fn control_router(sim: Arc<Simulator>) -> Router {
                     Ok(c) => c,
                     Err(e) => return bad_request(e),
                 };
+                if c.behaviour.zenodotus_only() && c.service != "zenodotus_dns" {
+                    return bad_request(format!("{:?} is a zenodotus_dns fault", c.behaviour));
+                }
                 match c.service.as_str() {
+                    "zenodotus_dns" => {
+                        if let Err(e) = sim.zenodotus_dns.set_behaviour(c.behaviour).await {
+                            return bad_request(e);
+                        }
+                    }
                     "advertise_tcp" => {
                         *sim.advertise_tcp.behaviour.lock().unwrap_or_else(|e| e.into_inner()) =
                             c.behaviour;
@@ -682,7 +696,7 @@ fn control_router(sim: Arc<Simulator>) -> Router {
                         }
                         None => {
                             return bad_request(format!(
-                                "unknown service {name} (advertise_tcp, advertise_udp, updatesite, cib, clearinghouse, lockserver)"
+                                "unknown service {name} (advertise_tcp, advertise_udp, zenodotus_dns, updatesite, cib, clearinghouse, lockserver)"
                             ));
                         }
                     },

@@ -111,6 +111,17 @@ pub enum Behaviour {
     Reset,
     /// Advertise only: GET answers a million values.
     MillionValues,
+    /// Zenodotus only: header with the TC bit and the question, no records.
+    Truncated,
+    /// Zenodotus only: a well-formed reply over 4096 bytes.
+    Oversized,
+}
+
+impl Behaviour {
+    /// Faults only the DNS service can show.
+    pub fn zenodotus_only(self) -> bool {
+        matches!(self, Behaviour::Truncated | Behaviour::Oversized)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -352,6 +363,17 @@ impl Scenario {
         for h in &n.hostile {
             if h.node >= n.count {
                 return Err(format!("nodes.hostile: node {} does not exist", h.node));
+            }
+            if h.behaviour.zenodotus_only() {
+                return Err(format!(
+                    "nodes.hostile: {:?} is a Zenodotus fault",
+                    h.behaviour
+                ));
+            }
+        }
+        for b in [self.advertise.behaviour, self.advertise.udp_behaviour] {
+            if b.zenodotus_only() {
+                return Err(format!("advertise: {b:?} is a Zenodotus fault"));
             }
         }
         for u in &self.users {

@@ -471,6 +471,118 @@ async fn zenodotus_servfail_while_advertise_is_down() {
     assert_eq!((rcode, answers), (0, 1));
 }
 
+/// `zenodotus_dns` faults through `/control/service`: each shows the way a client sees it, and
+/// `normal` brings the service back on the same port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zenodotus_dns_faults() {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let sim = start_yaml(
+        "nodes: {count: 0}\nadvertise: {slow_delay_seconds: 1}\nzenodotus: {names: [{name: hello, values: [\"1.2.3.4\"]}]}\n",
+    )
+    .await;
+    let ep = sim.endpoints().unwrap();
+    let control = HttpJson::new(&ep.control_url);
+    let set = async |b: &str| {
+        let body = format!(r#"{{"service": "zenodotus_dns", "behaviour": "{b}"}}"#);
+        control.raw("POST", "service", &body).await
+    };
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.connect(ep.zenodotus_dns.as_str()).await.unwrap();
+    let mut id = 0u16;
+    let mut ask = async || {
+        id += 1;
+        let mut m = Message::query();
+        m.metadata.id = id;
+        m.metadata.recursion_desired = true;
+        m.queries.push(Query::query(
+            Name::from_ascii("hello.zenodotus.poly.edu.").unwrap(),
+            RecordType::A,
+        ));
+        sock.send(&m.to_vec().unwrap()).await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let got = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await;
+        (id, got.map(|r| r.map(|n| buf[..n].to_vec())))
+    };
+    let ok = |r: &str| {
+        assert!(
+            r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"),
+            "{r}"
+        )
+    };
+
+    let (_, r) = ask().await;
+    let reply = Message::from_vec(&r.unwrap().unwrap()).unwrap();
+    assert_eq!(reply.answers.len(), 1);
+
+    ok(&set("garbage").await);
+    let (id, r) = ask().await;
+    let bytes = r.unwrap().unwrap();
+    assert_eq!(u16::from_be_bytes([bytes[0], bytes[1]]), id);
+    assert!(Message::from_vec(&bytes).is_err());
+
+    ok(&set("truncated").await);
+    let reply = Message::from_vec(&ask().await.1.unwrap().unwrap()).unwrap();
+    assert!(reply.metadata.truncation);
+    assert_eq!((reply.queries.len(), reply.answers.len()), (1, 0));
+
+    ok(&set("oversized").await);
+    let bytes = ask().await.1.unwrap().unwrap();
+    assert!(bytes.len() > 4096, "{}", bytes.len());
+    let reply = Message::from_vec(&bytes).unwrap();
+    assert!(reply.answers.len() > 300);
+    assert!(
+        reply
+            .answers
+            .iter()
+            .all(|a| a.record_type() == RecordType::A)
+    );
+
+    ok(&set("slow").await);
+    let (id, r) = ask().await;
+    // Not asserting how late: only that the answer still comes, and to this query.
+    let bytes = match r {
+        Ok(got) => got.unwrap(),
+        Err(_) => {
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(30), sock.recv(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            buf.truncate(n);
+            buf
+        }
+    };
+    assert_eq!(Message::from_vec(&bytes).unwrap().metadata.id, id);
+
+    ok(&set("hang").await);
+    assert!(ask().await.1.is_err(), "a hanging server answered");
+
+    ok(&set("down").await);
+    let (_, r) = ask().await;
+    assert_eq!(
+        r.unwrap().unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    let truth: serde_json::Value = serde_json::from_str(&control.get("truth").await).unwrap();
+    assert_eq!(truth["services"]["zenodotus_dns"], "down");
+
+    ok(&set("normal").await);
+    let reply = Message::from_vec(&ask().await.1.unwrap().unwrap()).unwrap();
+    assert_eq!(reply.answers.len(), 1);
+
+    // TCP-only faults are refused for DNS, DNS-only faults for the others.
+    assert!(set("reset").await.contains(" 400 "));
+    let r = control
+        .raw(
+            "POST",
+            "service",
+            r#"{"service": "updatesite", "behaviour": "truncated"}"#,
+        )
+        .await;
+    assert!(r.contains(" 400 "), "{r}");
+}
+
 /// The protocol crate's parsers (what the exporters use) read every generated node, and the
 /// free-vessel count they derive equals the truth.
 #[test]
