@@ -797,6 +797,10 @@ def make_install_dir(d):
                       "status": "Fresh"} for i, v in enumerate(("v1", "v2"))}
     with open(os.path.join(d, "vesseldict"), "w") as f:
         f.write(repr(vesseldict))
+    # nodeman.cfg's shape (a dict); a real one holds the node's private key, this one a placeholder.
+    with open(os.path.join(d, "nodeman.cfg"), "w") as f:
+        f.write(repr({"ports": [1224], "version": "0.1t", "publickey": {"e": 65537, "n": 1000033},
+                      "privatekey": {"d": 1, "p": 2, "q": 3}}))
     for v in ("v1", "v2"):
         os.makedirs(os.path.join(d, v))
         with open(os.path.join(d, f"resource.{v}"), "w") as f:
