@@ -43,21 +43,23 @@ fn echo(req: &[u8], rcode: u8) -> Vec<u8> {
     out
 }
 
-/// End offset of the first question (name + type + class), None if malformed.
-fn question_end(req: &[u8]) -> Option<usize> {
-    let mut i = 12;
+/// End offset of the name starting at `at` (labels up to the root or a compression pointer).
+fn name_end(msg: &[u8], mut at: usize) -> Option<usize> {
     loop {
-        let len = *req.get(i)? as usize;
+        let len = *msg.get(at)? as usize;
         if len == 0 {
-            i += 1;
-            break;
+            return Some(at + 1);
         }
         if len & 0xC0 != 0 {
-            i += 2;
-            break;
+            return Some(at + 2);
         }
-        i += 1 + len;
+        at += 1 + len;
     }
+}
+
+/// End offset of the first question (name + type + class), None if malformed.
+fn question_end(req: &[u8]) -> Option<usize> {
+    let i = name_end(req, 12)?;
     (i + 4 <= req.len()).then_some(i + 4)
 }
 
@@ -389,19 +391,8 @@ fn oversized(reply: &[u8]) -> Vec<u8> {
 }
 
 /// End of the resource record starting at `at` (owner name compressed or not).
-fn skip_record(msg: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *msg.get(at)? as usize;
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        if len & 0xC0 != 0 {
-            at += 2;
-            break;
-        }
-        at += 1 + len;
-    }
+fn skip_record(msg: &[u8], at: usize) -> Option<usize> {
+    let at = name_end(msg, at)?;
     let rdlen = u16::from_be_bytes([*msg.get(at + 8)?, *msg.get(at + 9)?]) as usize;
     let end = at + 10 + rdlen;
     (end <= msg.len()).then_some(end)

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 
 use seattle_protocol::keys::PublicKey;
+use seattle_protocol::nodemanager::getvessels::{self, GetVessels, VesselStatus};
 
 use crate::keys::{fake_key, sub_seed};
 use crate::scenario::{Addressing, Behaviour, Scenario};
@@ -198,52 +199,33 @@ fn status_static(s: &str) -> &'static str {
 /// Parses a GetVessels payload into header values and vessels (for literal fixtures).
 pub fn parse_getvessels(text: &str) -> Result<(String, PublicKey, Vec<Vessel>), String> {
     let text = text.strip_suffix("\nSuccess").unwrap_or(text);
-    let mut version = String::new();
-    let mut nodekey = None;
-    let mut vessels: Vec<Vessel> = Vec::new();
-    for line in text.split('\n') {
-        if line.is_empty() {
-            continue;
-        }
-        let (k, v) = line
-            .split_once(": ")
-            .ok_or_else(|| format!("GetVessels line without ': ': {line:?}"))?;
-        let key = || {
-            PublicKey::parse(v)
-                .map(Arc::new)
-                .map_err(|_| format!("bad key string in {k}"))
-        };
-        match k {
-            "Version" => version = v.to_string(),
-            "Nodename" => {}
-            "Nodekey" => nodekey = Some(PublicKey::parse(v).map_err(|_| "bad Nodekey")?),
-            "Name" => vessels.push(Vessel {
-                name: v.to_string(),
-                status: "Fresh",
-                advertise: true,
-                owner: KeyRef::V2,
-                owner_info: String::new(),
-                users: Vec::new(),
-                disk_used: 0,
-                port_base: 0,
-                last_timestamp: None,
-                files: Vec::new(),
-            }),
-            _ => {
-                let ves = vessels.last_mut().ok_or("vessel field before Name")?;
-                match k {
-                    "Status" => ves.status = status_static(v),
-                    "Advertise" => ves.advertise = v == "True",
-                    "OwnerKey" => ves.owner = KeyRef::Literal(key()?),
-                    "OwnerInfo" => ves.owner_info = v.to_string(),
-                    "UserKey" => ves.users.push(KeyRef::Literal(key()?)),
-                    _ => return Err(format!("unknown GetVessels field {k:?}")),
-                }
-            }
-        }
+    let gv = GetVessels::parse(text.as_bytes()).map_err(|e| format!("GetVessels: {e}"))?;
+    let key = |what: &str, k: &str| {
+        PublicKey::parse(k)
+            .map(Arc::new)
+            .map_err(|_| format!("bad key string in {what}"))
+    };
+    let mut vessels = Vec::with_capacity(gv.vessels.len());
+    for v in gv.vessels {
+        vessels.push(Vessel {
+            owner: KeyRef::Literal(key("OwnerKey", &v.owner_key)?),
+            users: v
+                .user_keys
+                .iter()
+                .map(|k| key("UserKey", k).map(KeyRef::Literal))
+                .collect::<Result<_, _>>()?,
+            status: status_static(v.status.as_str()),
+            advertise: v.advertise,
+            owner_info: v.owner_info,
+            name: v.name,
+            disk_used: 0,
+            port_base: 0,
+            last_timestamp: None,
+            files: Vec::new(),
+        });
     }
-    // `OwnerInfo: ` with an empty value has no ": " split issue: "OwnerInfo: " splits to "".
-    Ok((version, nodekey.ok_or("no Nodekey line")?, vessels))
+    let nodekey = PublicKey::parse(&gv.nodekey).map_err(|_| "bad Nodekey")?;
+    Ok((gv.version, nodekey, vessels))
 }
 
 fn read_payload_file(p: &std::path::Path) -> Result<String, String> {
@@ -508,31 +490,31 @@ impl World {
     pub fn getvessels_text(&self, node: &Node) -> String {
         let d = node.lock();
         let (version, nodekey) = match &d.fixture {
-            Some(f) => (f.version.as_str(), f.nodekey.to_key_string()),
-            None => (NM_VERSION, node.key.to_key_string()),
+            Some(f) => (f.version.clone(), f.nodekey.to_key_string()),
+            None => (NM_VERSION.to_string(), node.key.to_key_string()),
         };
-        let mut out = String::with_capacity(512 + d.vessels.len() * 800);
-        out.push_str(&format!(
-            "Version: {version}\nNodename: {}\nNodekey: {nodekey}\n",
-            node.ip
-        ));
-        for v in &d.vessels {
-            out.push_str(&format!(
-                "Name: {}\nStatus: {}\nAdvertise: {}\nOwnerKey: {}\nOwnerInfo: {}\n",
-                v.name,
-                v.status,
-                if v.advertise { "True" } else { "False" },
-                self.resolve(node, &v.owner).to_key_string(),
-                v.owner_info
-            ));
-            for u in &v.users {
-                out.push_str(&format!(
-                    "UserKey: {}\n",
-                    self.resolve(node, u).to_key_string()
-                ));
-            }
+        GetVessels {
+            version,
+            nodename: node.ip.to_string(),
+            nodekey,
+            vessels: d
+                .vessels
+                .iter()
+                .map(|v| getvessels::Vessel {
+                    name: v.name.clone(),
+                    status: VesselStatus::parse(v.status),
+                    advertise: v.advertise,
+                    owner_key: self.resolve(node, &v.owner).to_key_string(),
+                    owner_info: v.owner_info.clone(),
+                    user_keys: v
+                        .users
+                        .iter()
+                        .map(|u| self.resolve(node, u).to_key_string())
+                        .collect(),
+                })
+                .collect(),
         }
-        out
+        .encode_text()
     }
 
     /// A vessel's resource file (GetVesselResources), None for an unknown vessel.
