@@ -18,6 +18,10 @@ struct Cli {
     web: WebFlags,
     #[command(flatten)]
     probe: ProbeFlags,
+    /// Node-local mode: the node's `seattle_repy` directory; adds the local_vessels,
+    /// local_disk and local_processes collectors to /metrics.
+    #[arg(long = "install.dir", value_name = "DIR")]
+    install_dir: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -47,6 +51,15 @@ async fn main() -> ExitCode {
     let mut exporter =
         server::Exporter::new("seattle_node_exporter").telemetry_path(&cli.web.telemetry_path);
     discovery.register(exporter.registry_mut());
+    if let Some(dir) = &cli.install_dir {
+        exporter = match seattle_node_exporter::local::register(exporter, dir) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("seattle_node_exporter: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+    }
     let router = exporter
         .prober(
             NodeProber::new(config.shared()),
