@@ -19,7 +19,8 @@ struct Cli {
     #[command(flatten)]
     probe: ProbeFlags,
     /// Node-local mode: the node's `seattle_repy` directory; adds the local_vessels,
-    /// local_disk and local_processes collectors to /metrics.
+    /// local_disk and local_processes collectors to /metrics (and, without --config.file,
+    /// turns fleet discovery off).
     #[arg(long = "install.dir", value_name = "DIR")]
     install_dir: Option<std::path::PathBuf>,
 }
@@ -68,7 +69,10 @@ async fn main() -> ExitCode {
         )
         .router()
         .merge(discovery.router());
-    if config.discovery.enabled {
+    // A node-local exporter runs on every node: without its own config file it stays off the
+    // network instead of running fleet discovery against the advertise services.
+    let node_local_only = cli.install_dir.is_some() && cli.web.config_file.is_none();
+    if config.discovery.enabled && !node_local_only {
         tokio::spawn(discovery.clone().run());
     }
     match server::serve(router, &cli.web, ":19111").await {
