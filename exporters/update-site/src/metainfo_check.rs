@@ -108,6 +108,10 @@ type CacheKey = [u8; 40];
 #[derive(Default)]
 pub struct VerdictCache {
     entries: Mutex<VecDeque<(CacheKey, Arc<Analysis>)>>,
+    /// One verification at a time: probes that miss together wait for the first one's verdict
+    /// instead of all doing the big-integer work, and a site serving a new body on every request
+    /// costs at most one core.
+    verifying: tokio::sync::Mutex<()>,
 }
 
 /// SHA-1 of a key's string form, computed once per module.
@@ -134,6 +138,10 @@ impl VerdictCache {
         if let Some(hit) = self.get(&key) {
             return Ok((hit, true));
         }
+        let _one_at_a_time = self.verifying.lock().await;
+        if let Some(hit) = self.get(&key) {
+            return Ok((hit, true));
+        }
         let a = tokio::task::spawn_blocking(move || analyze(&body, &trusted))
             .await
             .map_err(|_| NotMetainfo::Block("verification task failed".into()))??;
@@ -142,7 +150,8 @@ impl VerdictCache {
         Ok((a, false))
     }
 
-    /// The same for a caller already on a blocking thread (host collectors).
+    /// The same for a caller already on a blocking thread (host collectors); must not be called
+    /// from async code.
     pub fn analyze_blocking(
         &self,
         body: &[u8],
@@ -152,6 +161,10 @@ impl VerdictCache {
         let mut key = [0u8; 40];
         key[..20].copy_from_slice(&Sha1::digest(body));
         key[20..].copy_from_slice(&trusted_digest);
+        if let Some(hit) = self.get(&key) {
+            return Ok(hit);
+        }
+        let _one_at_a_time = self.verifying.blocking_lock();
         if let Some(hit) = self.get(&key) {
             return Ok(hit);
         }

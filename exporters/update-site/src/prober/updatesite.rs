@@ -67,11 +67,12 @@ async fn check_file(
     deadline: Instant,
 ) -> FileOutcome {
     let url = file_url(base, &f.path);
-    // One byte over the listed size is enough to know it differs.
+    // Capped at the largest file checked, not at the listed size: an error page must be seen
+    // as such (status first), not as a size mismatch.
     let fetch = Fetch {
         url: &url,
         post: None,
-        max_body: Some(f.size.saturating_add(1).min(max_file_bytes)),
+        max_body: Some(max_file_bytes),
     };
     match http.fetch(&fetch, deadline, None).await {
         Err(e) if e.reason == "too_large" => FileOutcome::Size,
