@@ -265,3 +265,41 @@ fn nodemanager_metrics_describe_the_node() {
         Some(1.0)
     );
 }
+
+/// The node manager drops a source IP's 5th pending connection: concurrent probes of one node
+/// (each with GetVessels, GetOffcutResources and GetVesselResources calls) must all succeed,
+/// which they only do if the exporter keeps to 4 connections per node.
+#[test]
+fn concurrent_probes_of_one_node_keep_to_its_connection_limit() {
+    let sim = Sim::start(SCENARIO);
+    let truth = sim.truth();
+    let alice_key = truth["users"][0]["key"]
+        .as_str()
+        .expect("alice's key")
+        .to_string();
+    let exporter = Exporter::start(&config(&sim, &alice_key));
+    let target = sim.endpoints.nodes[6].clone();
+    let results: Vec<(bool, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let module = if i % 2 == 0 {
+                    "nodemanager_resources"
+                } else {
+                    "nodemanager"
+                };
+                let (addr, target) = (&exporter.addr, &target);
+                s.spawn(move || {
+                    let r = probe(addr, module, target, 20.0);
+                    (r.success(), r.text)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("probe thread"))
+            .collect()
+    });
+    for (ok, text) in results {
+        assert!(ok, "{text}");
+    }
+}

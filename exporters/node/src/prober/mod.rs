@@ -5,6 +5,7 @@
 pub mod advertise;
 pub mod failure;
 pub mod nodemanager;
+pub mod nodemanager_client;
 pub mod users;
 
 use std::collections::HashMap;
@@ -17,11 +18,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use seattle_exporter_toolkit::probe::{ProbeContext, ProbeFailure, Prober};
-use seattle_protocol::nodemanager::client::Client as NmClient;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::config::{Config, NamedKey, WellKnownKey};
+use nodemanager_client::NodemanagerClient;
 
 pub use advertise::{AdvertiseModule, AdvertiseProber};
 pub use nodemanager::{NodemanagerModule, NodemanagerProber};
@@ -46,7 +47,7 @@ pub enum Module {
 /// What every prober shares: the node-manager client (its per-IP connection cap must span all
 /// probes), the state keys, the well-known lookups and the users.
 pub struct Shared {
-    pub nm: NmClient,
+    pub nm: NodemanagerClient,
     /// Key string (`"e n"`) → state name.
     pub states: HashMap<String, String>,
     /// Key string of the v2 key (its vessel is never the "extra vessel").
@@ -58,7 +59,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: &Config) -> Self {
         Shared {
-            nm: NmClient::default(),
+            nm: NodemanagerClient::default(),
             states: config
                 .state_keys
                 .iter()
