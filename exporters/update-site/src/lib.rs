@@ -43,11 +43,12 @@ pub struct Cli {
     /// A node's `seattle_repy` directory: enables the `install` collector on /metrics.
     #[arg(long = "install.dir", value_name = "DIR")]
     pub install_dir: Option<PathBuf>,
-    /// The update site the install is compared with (the node's `softwareurl`).
+    /// The update site the install is compared with: the node's `softwareurl` (default: the one
+    /// production installers are built with, SEATTLE.md E.1).
     #[arg(
         long = "install.site-url",
         value_name = "URL",
-        default_value = "https://seattle.poly.edu/updatesite/"
+        default_value = "http://seattlesoftwareupdater.poly.edu/updatesite/"
     )]
     pub install_site_url: String,
     /// `e n` key file the site's metainfo must be signed with; the production update key when absent.
