@@ -101,8 +101,8 @@ pub fn parse_vesseldict(text: &[u8]) -> anyhow::Result<Vec<VesselEntry>> {
             },
         ));
     }
-    vessels.sort_by_key(|(n, _)| *n);
-    vessels.dedup_by_key(|(n, _)| *n);
+    // By number, then name: `v01` and `v1` are different vessels.
+    vessels.sort_by(|(a, va), (b, vb)| (a, &va.name).cmp(&(b, &vb.name)));
     vessels.truncate(MAX_VESSELS);
     Ok(vessels.into_iter().map(|(_, v)| v).collect())
 }
@@ -156,6 +156,9 @@ mod tests {
         let v = parse_vesseldict(b"{'v80': {'statusfilename': '../x'}}").unwrap();
         assert_eq!(v[0].status_prefix, "v80.status");
         assert_eq!(v[0].status, None);
+        let v = parse_vesseldict(b"{'v1': {}, 'v01': {}}").unwrap();
+        let names: Vec<&str> = v.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["v01", "v1"]);
         assert!(parse_vesseldict(b"['v1']").is_err());
         assert!(parse_vesseldict(b"{'v1': 'Started'}").is_err());
     }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::family::Family;
@@ -54,17 +55,27 @@ pub fn status_label(status: &str, written: Option<f64>, now: f64) -> &'static st
 
 pub struct VesselsCollector {
     dir: PathBuf,
+    /// Held for a whole scrape: one stuck on a hung disk makes the next ones fail at once
+    /// instead of piling up behind it.
+    busy: Mutex<()>,
 }
 
 impl VesselsCollector {
     pub fn new(install_dir: &Path) -> Self {
         VesselsCollector {
             dir: install_dir.to_path_buf(),
+            busy: Mutex::new(()),
         }
     }
 
     /// (vessel, status label) for every vessel of `vesseldict`, seen at `now` (unix seconds).
     pub fn scrape_at(&self, now: f64) -> anyhow::Result<Vec<(String, &'static str)>> {
+        let Ok(_busy) = self.busy.try_lock() else {
+            anyhow::bail!(
+                "the previous scrape of {} is still running",
+                self.dir.display()
+            );
+        };
         install::check_nodeman_cfg(&self.dir)?;
         let vessels = install::read_vesseldict(&self.dir)?;
         let wanted: HashMap<&str, usize> = vessels
