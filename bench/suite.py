@@ -1028,9 +1028,15 @@ def main():
     tmp = tempfile.mkdtemp(prefix="seattle-bench-")
     PROFILE["enabled"], PROFILE["tmp"] = not a.no_profile, tmp
 
+    def guarded(bench, fn, *args):
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - one broken comparison must not lose the rest
+            skip(bench, f"runner error: {e!r}")
+
     if "process" in only:
-        bench_process(a, bins)
-        bench_node_exporter_reference(a, tmp, bins)
+        guarded("server-process scrape", bench_process, a, bins)
+        guarded("node_exporter reference", bench_node_exporter_reference, a, tmp, bins)
 
     probes = only & {"nodemanager", "dns", "updatesite"}
     sim = bb = None
@@ -1066,21 +1072,27 @@ def main():
             log(f"   {ep['node_count']} nodes, RSS {rss_mb(sim.pid):.0f} MB")
             bb, dns_target = start_blackbox(tmp, ep, sim)
             if "nodemanager" in probes:
-                bench_nodemanager(a, tmp, ep, sim, bb, bins)
+                guarded("node manager probe", bench_nodemanager, a, tmp, ep, sim, bb, bins)
             if "dns" in probes:
-                bench_dns(a, tmp, ep, sim, bb, dns_target, bins)
+                guarded("Zenodotus DNS probe", bench_dns, a, tmp, ep, sim, bb, dns_target, bins)
             if "updatesite" in probes:
-                bench_updatesite(a, tmp, ep, sim, bb, bins)
+                guarded("update site probe", bench_updatesite, a, tmp, ep, sim, bb, bins)
+    except Exception as e:  # noqa: BLE001 - the simulator or blackbox did not start
+        skip("probes", f"runner error: {e!r}")
     finally:
         for d in (bb, sim):
             if d:
                 d.stop()
 
     if "signeddata" in only:
-        bench_signeddata(a)
+        guarded("signature check, uncached", bench_signeddata, a)
 
     png = os.path.join(os.path.dirname(os.path.abspath(a.out)), "results.png")
-    have_chart = chart(png, tmp)
+    try:
+        have_chart = chart(png, tmp)
+    except Exception as e:  # noqa: BLE001
+        log(f"chart: {e!r}")
+        have_chart = False
     text = render(a, m, started, time.time() - t0, open("/proc/loadavg").read().split()[:3])
     if not have_chart:
         text = text.replace("![CPU per probe or scrape, ours and the peer's](results.png)\n", "")
