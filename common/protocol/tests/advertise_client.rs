@@ -117,14 +117,14 @@ async fn get_error(addr: SocketAddr, deadline: Instant) -> AdvertiseError {
 #[tokio::test]
 async fn tcp_hostile_servers() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (b"".to_vec(), "closed_without_reply"),
+        (b"".to_vec(), "connection_closed"),
         (b"9999999999999999999\n".to_vec(), "too_large"),
         (b"hello world, this is not a frame\n".to_vec(), "framing"),
         (b"5\nZjunk".to_vec(), "bad_reply"),
-        (b"48\nT3:SOK".to_vec(), "truncated"),
-        (b"13\nT3:SNO3:L0:0:".to_vec(), "error_reply"),
+        (b"48\nT3:SOK".to_vec(), "connection_closed"),
+        (b"13\nT3:SNO3:L0:0:".to_vec(), "bad_reply"),
         (b"3\nSOK".to_vec(), "bad_reply"),
-        (b"-1\n".to_vec(), "closed"),
+        (b"-1\n".to_vec(), "connection_closed"),
     ];
     for (raw, reason) in cases {
         let shown = String::from_utf8_lossy(&raw).into_owned();
@@ -288,7 +288,7 @@ async fn lookup_merges_like_advertise_lookup() {
         per_service,
         vec![
             ("central", Ok(4)),
-            ("central_v2", Err("closed_without_reply")),
+            ("central_v2", Err("connection_closed")),
             ("udp", Ok(2)),
         ]
     );
@@ -328,12 +328,12 @@ async fn lookup_fails_only_when_all_fail() {
         .await
         .into_result()
         .unwrap_err();
-    assert_eq!(err.reason(), "all_failed");
+    assert_eq!(err.reason(), "lookup_failed");
     let err = lookup(&[], b"key", &opts())
         .await
         .into_result()
         .unwrap_err();
-    assert_eq!(err.reason(), "no_services");
+    assert_eq!(err.reason(), "lookup_failed");
 }
 
 #[tokio::test]

@@ -233,7 +233,7 @@ async fn raw_probe_answers_become_typed_errors() {
         let addr = replay_server(received.clone(), None).await;
         let result = client.raw_call(addr, b"GetVessels", t).await;
         if received.is_empty() {
-            assert_eq!(result.unwrap_err().reason(), "closed_without_reply");
+            assert_eq!(result.unwrap_err().reason(), "connection_closed");
         } else {
             let payload = result.unwrap();
             assert!(GetVessels::parse(codec::split_reply(&payload).unwrap().text).is_ok());
@@ -242,7 +242,7 @@ async fn raw_probe_answers_become_typed_errors() {
     // Garbage, truncation, oversize and a bad status word, each with its reason.
     let cases: [(&[u8], &str); 5] = [
         (b"abc\nxyz", "framing"),
-        (b"100\nshort", "framing"),
+        (b"100\nshort", "connection_closed"),
         (b"999999999999\n", "too_large"),
         (b"7\nSuccess", "bad_reply"),
         (b"8\nx\nBanana", "bad_reply"),
@@ -317,4 +317,46 @@ async fn never_more_than_four_connections_to_one_node() {
     let peak = peak.load(Ordering::SeqCst);
     assert!(peak <= 4, "peak {peak}");
     assert!(peak >= 2, "requests should overlap, peak {peak}");
+}
+
+/// Like the real node manager: a connection counts until its handler closes it, after the
+/// reply, and a 5th pending connection is closed without an answer. A client that gives its
+/// slot back on reading the reply lets a 5th connection in while the 4th is still counted.
+#[tokio::test]
+async fn a_slot_is_kept_until_the_node_closes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let reply = framing::encode_frame(&golden_bytes("nodemanager_GetVessels_payload.txt"));
+    let (o, r) = (open.clone(), refused.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            if o.fetch_add(1, Ordering::SeqCst) >= 4 {
+                o.fetch_sub(1, Ordering::SeqCst);
+                r.fetch_add(1, Ordering::SeqCst);
+                drop(sock);
+                continue;
+            }
+            let (o, reply) = (o.clone(), reply.clone());
+            tokio::spawn(async move {
+                let mut req = [0u8; 13];
+                let _ = sock.read_exact(&mut req).await;
+                let _ = sock.write_all(&reply).await;
+                // The handler finishes after the reply; the connection counts until then.
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                o.fetch_sub(1, Ordering::SeqCst);
+                drop(sock);
+            });
+        }
+    });
+    let client = Client::default();
+    let calls = (0..12).map(|_| client.get_vessels(addr, Duration::from_secs(20)));
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.unwrap().vessels.len(), 10);
+    }
+    assert_eq!(refused.load(Ordering::SeqCst), 0);
 }

@@ -85,10 +85,10 @@ pub enum ReplyError {
 }
 
 impl ReplyError {
-    /// A bounded snake_case word for metrics labels.
+    /// A bounded snake_case word for metrics labels. An answer that is not `OK` is a
+    /// `bad_reply` too: the catalogue's advertise module has no `error_reply`.
     pub fn reason(&self) -> &'static str {
         match self {
-            ReplyError::NotOk => "error_reply",
             ReplyError::Undecodable(e) if e.reason() == "too_large" => "too_large",
             _ => "bad_reply",
         }

@@ -13,7 +13,7 @@ pub mod udp;
 use std::io;
 use std::time::Duration;
 
-use crate::framing::{FrameError, io_reason};
+use crate::framing::FrameError;
 
 pub use client::{tcp_get, tcp_put};
 pub use codec::{ReplyError, Request, RequestError};
@@ -66,19 +66,54 @@ pub enum AdvertiseError {
 }
 
 impl AdvertiseError {
-    /// A bounded snake_case word for metrics labels.
+    /// A bounded snake_case word for metrics labels: the shared transport reasons of
+    /// docs/metrics.md, so exporters can use it as it is.
     pub fn reason(&self) -> &'static str {
         match self {
-            AdvertiseError::Timeout | AdvertiseError::NoReply => "timeout",
-            AdvertiseError::Resolve(_) => "resolve",
-            AdvertiseError::Connect(e) | AdvertiseError::Io(e) => io_reason(e),
-            AdvertiseError::ClosedWithoutReply => "closed_without_reply",
-            AdvertiseError::Frame(e) => e.reason(),
+            // A lookup abandoned after the grace period did not answer in time.
+            AdvertiseError::Timeout | AdvertiseError::NoReply | AdvertiseError::Abandoned => {
+                "timeout"
+            }
+            AdvertiseError::Resolve(_) => "resolve_failed",
+            AdvertiseError::Connect(e) | AdvertiseError::Io(e) => transport_io_reason(e),
+            AdvertiseError::ClosedWithoutReply => "connection_closed",
+            AdvertiseError::Frame(e) => transport_frame_reason(e),
             AdvertiseError::Reply(e) => e.reason(),
-            AdvertiseError::Abandoned => "abandoned",
-            AdvertiseError::NoServices => "no_services",
-            AdvertiseError::AllFailed => "all_failed",
+            AdvertiseError::NoServices | AdvertiseError::AllFailed => "lookup_failed",
         }
+    }
+}
+
+/// The catalogue's transport reason for a socket error (docs/metrics.md, "Probe failure
+/// reasons"); shared with the node-manager client.
+pub fn transport_io_reason(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection_refused",
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => "connection_reset",
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timeout",
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => "unreachable",
+        io::ErrorKind::UnexpectedEof => "connection_closed",
+        _ => match e.raw_os_error() {
+            // EHOSTUNREACH / ENETUNREACH where the kind is not mapped.
+            Some(113) | Some(101) => "unreachable",
+            _ => "io_error",
+        },
+    }
+}
+
+/// The catalogue's reason for a framing error: a close before the whole frame is
+/// `connection_closed`, a bad header `framing`.
+pub fn transport_frame_reason(e: &FrameError) -> &'static str {
+    match e {
+        FrameError::HeaderTooLong | FrameError::BadHeader | FrameError::NegativeLength => "framing",
+        FrameError::TooLarge { .. } => "too_large",
+        FrameError::SessionClosed
+        | FrameError::ClosedWithoutData
+        | FrameError::Truncated { .. } => "connection_closed",
+        FrameError::Timeout => "timeout",
+        FrameError::Io(e) => transport_io_reason(e),
     }
 }
 

@@ -2,20 +2,24 @@
 //!
 //! One request per connection; connect, write and read all run under one deadline; the reply
 //! frame is capped; and at most 4 connections per node IP are open at once, because the node
-//! manager closes a source IP's 5th pending connection without answering.
+//! manager closes a source IP's 5th pending connection without answering. The node counts a
+//! connection until its handler closes it, after the reply, so a connection keeps its slot until
+//! the node's close (or a short grace) even though the caller has its result already.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::codec::{PublicCall, Status, split_reply};
 use super::getvessels::GetVessels;
 use super::resources::Resources;
+use crate::advertise::{transport_frame_reason, transport_io_reason};
 use crate::framing::{self, FrameError};
 
 /// The node manager's own per-source-IP limit of pending connections.
@@ -24,6 +28,9 @@ pub const MAX_CONNECTIONS_PER_NODE: usize = 4;
 /// Default reply cap: ten vessels with 4096-bit keys are ~30 KB; 4 MiB leaves room for
 /// hundreds of vessels while bounding what a hostile peer can make us hold.
 pub const DEFAULT_MAX_REPLY: usize = 4 * 1024 * 1024;
+
+/// How long a connection keeps its slot after the reply, waiting for the node's close.
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
 /// Longest error text kept from an error reply (for logs only).
 const MAX_ERROR_TEXT: usize = 256;
@@ -52,18 +59,20 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Bounded snake_case word for `seattle_probe_failure_info{reason}`.
+    /// Bounded snake_case word for `seattle_probe_failure_info{reason}`, in the catalogue's
+    /// words (docs/metrics.md), so exporters can use it as it is.
     pub fn reason(&self) -> &'static str {
         match self {
             ClientError::Timeout => "timeout",
             ClientError::ConnectionRefused => "connection_refused",
             ClientError::ConnectionReset => "connection_reset",
-            ClientError::ClosedWithoutReply => "closed_without_reply",
-            ClientError::Framing(_) => "framing",
+            ClientError::ClosedWithoutReply => "connection_closed",
+            // A frame cut short is a close before the complete reply.
+            ClientError::Framing(e) => transport_frame_reason(e),
             ClientError::TooLarge => "too_large",
             ClientError::BadReply(_) => "bad_reply",
             ClientError::ErrorReply { .. } => "error_reply",
-            ClientError::Io(_) => "io",
+            ClientError::Io(e) => transport_io_reason(e),
         }
     }
 
@@ -144,7 +153,7 @@ impl Client {
         let semaphore = self.semaphore(addr.ip());
         let result = async {
             // Waiting for a slot counts against the same deadline.
-            let _permit = tokio::time::timeout_at(deadline, semaphore.acquire())
+            let permit = tokio::time::timeout_at(deadline, semaphore.clone().acquire_owned())
                 .await
                 .map_err(|_| ClientError::Timeout)?
                 .map_err(|_| ClientError::Timeout)?;
@@ -156,14 +165,45 @@ impl Client {
             framing::write_frame_until(&mut stream, request, deadline)
                 .await
                 .map_err(ClientError::from_frame)?;
-            framing::read_frame_until(&mut stream, self.max_reply, deadline)
+            let reply = framing::read_frame_until(&mut stream, self.max_reply, deadline)
                 .await
-                .map_err(ClientError::from_frame)
+                .map_err(ClientError::from_frame)?;
+            Ok((reply, permit, stream))
         }
         .await;
         drop(semaphore);
-        self.release(addr.ip());
-        result
+        match result {
+            Ok((reply, permit, stream)) => {
+                self.hold_until_closed(addr.ip(), permit, stream);
+                Ok(reply)
+            }
+            Err(e) => {
+                self.release(addr.ip());
+                Err(e)
+            }
+        }
+    }
+
+    /// Keep the slot, in the background, until the node closes the connection (it counts the
+    /// connection as pending until then) or the grace runs out.
+    fn hold_until_closed(&self, ip: IpAddr, permit: OwnedSemaphorePermit, mut stream: TcpStream) {
+        let client = self.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 256];
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                // Anything the node sends after its reply is ignored; EOF or an error ends it.
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+            drop(stream);
+            // The permit holds the semaphore: drop it before `release` counts references.
+            drop(permit);
+            client.release(ip);
+        });
     }
 
     /// Make a public call; returns the reply text when the status is `Success`.

@@ -5,7 +5,6 @@
 pub mod advertise;
 pub mod failure;
 pub mod nodemanager;
-pub mod nodemanager_client;
 pub mod users;
 
 use std::collections::HashMap;
@@ -21,8 +20,9 @@ use seattle_exporter_toolkit::probe::{ProbeContext, ProbeFailure, Prober};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use seattle_protocol::nodemanager::client::Client as NodemanagerClient;
+
 use crate::config::{Config, NamedKey, WellKnownKey};
-use nodemanager_client::NodemanagerClient;
 
 pub use advertise::{AdvertiseModule, AdvertiseProber};
 pub use nodemanager::{NodemanagerModule, NodemanagerProber};
