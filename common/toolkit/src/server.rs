@@ -6,6 +6,7 @@
 //! let router = Exporter::new("seattle_process_exporter")
 //!     .telemetry_path(&flags.telemetry_path)
 //!     // .collector(MyCollector::new(config))
+//!     // .route("/sd", "Service discovery", axum::routing::get(sd_handler))
 //!     .router();
 //! serve(router, &flags, ":19110").await
 //! # }
@@ -24,7 +25,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -52,6 +53,15 @@ pub struct Exporter {
     collectors: Vec<Arc<dyn Collector>>,
     probe: Option<ProbeEndpoint>,
     scrape_timeout_offset: Duration,
+    probe_target_placeholder: String,
+    extra_routes: Vec<ExtraRoute>,
+}
+
+/// An exporter's own route, added by [`Exporter::route`].
+struct ExtraRoute {
+    path: String,
+    title: String,
+    handler: MethodRouter,
 }
 
 struct AppState {
@@ -61,6 +71,9 @@ struct AppState {
     collectors: Vec<Arc<dyn Collector>>,
     probe: Option<ProbeEndpoint>,
     scrape_timeout_offset: Duration,
+    probe_target_placeholder: String,
+    /// (path, title) of the extra routes, linked from the landing page.
+    links: Vec<(String, String)>,
 }
 
 /// Scrape timeout assumed for collectors when Prometheus sends no timeout header.
@@ -76,7 +89,40 @@ impl Exporter {
             collectors: Vec::new(),
             probe: None,
             scrape_timeout_offset: Duration::from_millis(500),
+            probe_target_placeholder: "host:port".into(),
+            extra_routes: Vec::new(),
         }
+    }
+
+    /// Placeholder of the landing page's probe form target field (default `host:port`), e.g. a
+    /// DNS name or a URL for exporters whose targets are not `host:port`.
+    pub fn probe_target_placeholder(mut self, placeholder: impl Into<String>) -> Self {
+        self.probe_target_placeholder = placeholder.into();
+        self
+    }
+
+    /// Adds an exporter's own route (e.g. `/sd`) behind the same gzip and web-config auth as the
+    /// built-in routes, linked from the landing page as `title`. A path the telemetry path, a
+    /// built-in route or an earlier extra route already takes is left out with a warning, as
+    /// axum would panic on it.
+    pub fn route(
+        mut self,
+        path: impl Into<String>,
+        title: impl Into<String>,
+        handler: MethodRouter,
+    ) -> Self {
+        let path = path.into();
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        self.extra_routes.push(ExtraRoute {
+            path,
+            title: title.into(),
+            handler,
+        });
+        self
     }
 
     /// Collectors must finish by the scrape timeout minus this (default 0.5 s).
@@ -122,11 +168,28 @@ impl Exporter {
     }
 
     /// The routes: telemetry path, `/probe` (when a prober is set), `/`, `/-/healthy`,
-    /// `/-/ready`; gzip when asked for. TLS and auth are added by [`Server`].
+    /// `/-/ready`, the extra routes; gzip when asked for. TLS and auth are added by [`Server`].
     pub fn router(mut self) -> Router {
         build_info::register(&mut self.registry);
         if let Some(p) = &self.probe {
             p.register_metrics(&mut self.registry);
+        }
+        let mut taken: Vec<String> = ["/", "/-/healthy", "/-/ready"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        taken.push(self.telemetry_path.clone());
+        if self.probe.is_some() {
+            taken.push("/probe".into());
+        }
+        let mut extra_routes = Vec::new();
+        for r in std::mem::take(&mut self.extra_routes) {
+            if taken.contains(&r.path) {
+                tracing::warn!(path = r.path, "an extra route's path is taken; left out");
+            } else {
+                taken.push(r.path.clone());
+                extra_routes.push(r);
+            }
         }
         let state = Arc::new(AppState {
             name: self.name,
@@ -135,6 +198,11 @@ impl Exporter {
             collectors: self.collectors,
             probe: self.probe,
             scrape_timeout_offset: self.scrape_timeout_offset,
+            probe_target_placeholder: self.probe_target_placeholder,
+            links: extra_routes
+                .iter()
+                .map(|r| (r.path.clone(), r.title.clone()))
+                .collect(),
         });
         // The telemetry path comes from a flag: braces are escaped so axum takes it literally, and
         // a fixed route it collides with is left out (the telemetry path wins) instead of panicking.
@@ -155,9 +223,11 @@ impl Exporter {
                 router = router.route(path, handler);
             }
         }
-        router
-            .with_state(state)
-            .layer(CompressionLayer::new().gzip(true))
+        let mut router = router.with_state(state);
+        for r in extra_routes {
+            router = router.route(&r.path, r.handler);
+        }
+        router.layer(CompressionLayer::new().gzip(true))
     }
 }
 
@@ -283,6 +353,7 @@ async fn landing_page(State(state): State<Arc<AppState>>) -> Html<String> {
     let name = html_escape(state.name);
     let path = html_escape(&state.telemetry_path);
     let mut probe_form = String::new();
+    let placeholder = html_escape(&state.probe_target_placeholder);
     if let Some(p) = &state.probe {
         let options: String = p
             .module_names()
@@ -294,17 +365,28 @@ async fn landing_page(State(state): State<Arc<AppState>>) -> Html<String> {
             .collect();
         probe_form = format!(
             "<h2>Probe</h2>\n<form action=\"probe\" method=\"get\">\n\
-             <label>Target <input type=\"text\" name=\"target\" placeholder=\"host:port\" required></label>\n\
+             <label>Target <input type=\"text\" name=\"target\" placeholder=\"{placeholder}\" required></label>\n\
              <label>Module <select name=\"module\">{options}</select></label>\n\
              <label><input type=\"checkbox\" name=\"debug\" value=\"true\"> debug</label>\n\
              <input type=\"submit\" value=\"Probe\">\n</form>\n"
         );
     }
+    let links: String = state
+        .links
+        .iter()
+        .map(|(path, title)| {
+            format!(
+                "<li><a href=\"{}\">{}</a></li>\n",
+                html_escape(path.trim_start_matches('/')),
+                html_escape(title)
+            )
+        })
+        .collect();
     Html(format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{name}</title></head><body>\n\
          <h1>{name}</h1>\n<p>Version {version}, revision {revision}</p>\n\
          <ul>\n<li><a href=\"{rel}\">Metrics</a></li>\n<li><a href=\"-/healthy\">Health</a></li>\n\
-         <li><a href=\"-/ready\">Readiness</a></li>\n</ul>\n{probe_form}</body></html>\n",
+         <li><a href=\"-/ready\">Readiness</a></li>\n{links}</ul>\n{probe_form}</body></html>\n",
         version = html_escape(build_info::VERSION),
         revision = html_escape(build_info::REVISION),
         rel = path.trim_start_matches('/'),

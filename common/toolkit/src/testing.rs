@@ -72,15 +72,41 @@ impl HttpResponse {
 
 /// `GET path` over plain HTTP/1.0 with extra request headers; blocking, 30 s timeouts.
 pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<HttpResponse> {
+    http_request(addr, "GET", path, headers, None)
+}
+
+/// `POST path` with `body` over plain HTTP/1.0 (`Content-Length` set; give `Content-Type` in
+/// `headers`); blocking, 30 s timeouts.
+pub fn post(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<HttpResponse> {
+    http_request(addr, "POST", path, headers, Some(body))
+}
+
+fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> anyhow::Result<HttpResponse> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
+    if let Some(body) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
+    let mut raw = req.into_bytes();
+    raw.extend_from_slice(body.unwrap_or_default());
+    s.write_all(&raw)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     parse_response(&raw)

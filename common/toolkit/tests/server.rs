@@ -525,3 +525,85 @@ fn tls_version_bounds() {
         .to_string();
     assert!(e.contains("TLS11"), "{e}");
 }
+
+#[test]
+fn extra_routes_get_auth_gzip_and_a_landing_link() {
+    let body = "[{\"targets\": [\"127.0.0.1:1224\"], \"labels\": {}}]\n".repeat(4);
+    let sd_body = body.clone();
+    let exporter = Exporter::new("routes_exporter")
+        .prober(
+            support::DemoProber,
+            vec![("ok".to_string(), support::DemoModule::Succeed)],
+            seattle_exporter_toolkit::probe::ProbeOptions::default(),
+        )
+        .probe_target_placeholder("name.example.org")
+        .route(
+            "/sd",
+            "Service <discovery>",
+            axum::routing::get(move || async move { sd_body }),
+        )
+        // Taken by a built-in route: left out instead of panicking.
+        .route("/-/healthy", "Shadow", axum::routing::get(|| async { "x" }));
+    let cert = self_signed();
+    let config = cert.dir.path().join("web.yml");
+    write_web_config(&config, &cert, "alice", "secret");
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let s = TestServer::start_exporter(exporter, gate, Some(&config)).unwrap();
+
+    let none = https_get(s.addr, &cert.cert, "/sd", &[]).unwrap();
+    assert_eq!(none.status, 401);
+    let auth = basic("alice", "secret");
+    let plain = https_get(s.addr, &cert.cert, "/sd", &[("Authorization", &auth)]).unwrap();
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.text(), body);
+    let gzipped = https_get(
+        s.addr,
+        &cert.cert,
+        "/sd",
+        &[("Authorization", &auth), ("Accept-Encoding", "gzip")],
+    )
+    .unwrap();
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(&gzipped.body[..2], &[0x1f, 0x8b], "gzip magic");
+
+    let healthy = https_get(
+        s.addr,
+        &cert.cert,
+        "/-/healthy",
+        &[("Authorization", &auth)],
+    )
+    .unwrap();
+    assert_eq!(healthy.text(), "Healthy\n");
+    let landing = https_get(s.addr, &cert.cert, "/", &[("Authorization", &auth)])
+        .unwrap()
+        .text();
+    assert!(
+        landing.contains("<a href=\"sd\">Service &lt;discovery&gt;</a>"),
+        "{landing}"
+    );
+    assert!(!landing.contains("Shadow"), "{landing}");
+    assert!(
+        landing.contains("placeholder=\"name.example.org\""),
+        "{landing}"
+    );
+}
+
+#[test]
+fn post_helper_sends_the_body() {
+    let exporter = Exporter::new("post_exporter").route(
+        "/echo",
+        "Echo",
+        axum::routing::post(|body: String| async move { format!("got {body}") }),
+    );
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let s = TestServer::start_exporter(exporter, gate, None).unwrap();
+    let r = seattle_exporter_toolkit::testing::post(
+        &s.addr.to_string(),
+        "/echo",
+        &[("Content-Type", "text/plain")],
+        b"hello",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "got hello");
+}
