@@ -396,6 +396,7 @@ def start_blackbox(tmp, ep, sim):
 
 
 BROKEN = set()  # binaries whose package did not build in bench/run
+BINS = []
 
 
 def start_ours(binary, tmp, config_text, name):
@@ -619,9 +620,18 @@ def bench_signeddata(a):
         skip(bench, "the signeddata bench does not build (cargo's error is above)")
         return
     env = dict(os.environ)
-    argv = ["cargo", "bench", "-p", "seattle-protocol", "--bench", "signeddata", "--",
-            "--noplot", "--warm-up-time", "1", "--measurement-time", "2" if a.quick else "5",
-            "modpow_production_key|metainfo_verify_4096_e1024"]  # fmt: skip
+    argv = ["cargo", "bench", "-p", "seattle-protocol", "--bench", "signeddata", "--"]
+    if a.no_build:  # the criterion executable cargo built last, as it is
+        exes = [os.path.join(a.deps, f) for f in os.listdir(a.deps)
+                if f.startswith("signeddata-") and "." not in f
+                and os.access(os.path.join(a.deps, f), os.X_OK)] if os.path.isdir(a.deps) else []
+        if not exes:
+            skip(bench, "--no-build and no built signeddata bench")
+            return
+        argv = [max(exes, key=os.path.getmtime), "--bench"]
+    argv += [
+             "--noplot", "--warm-up-time", "1", "--measurement-time", "2" if a.quick else "5",
+             "modpow_production_key|metainfo_verify_4096_e1024"]  # fmt: skip
     log("== " + " ".join(argv))
     try:
         out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env,
@@ -787,6 +797,13 @@ def render(a, m, started, elapsed, load_end):
       f"{' '.join(load_end)} at the end (other work was running: absolute numbers are noisy, "
       "ratios from alternating runs are the stable figure).\n")  # fmt: skip
     w(f"Peers: {peer_versions()}.\n")
+    head = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True,
+                          text=True).stdout.strip()  # fmt: skip
+    built = ", ".join(
+        f"`{os.path.basename(p)}` {datetime.datetime.fromtimestamp(os.path.getmtime(p), datetime.timezone.utc):%H:%M}"
+        for p in BINS if os.path.exists(p)
+    )
+    w(f"Ours: release builds (built at, UTC): {built}; the tree's HEAD at the run: {head}.\n")
     w("CPU per probe/scrape = (utime + stime) delta of the exporter's `/proc/<pid>/stat` over "
       "the timed runs ÷ requests answered; latency p50/p99 are the median over rounds of wrk's "
       "percentiles; RSS is VmRSS after the last run. Runs alternate ours/peer "
@@ -991,6 +1008,8 @@ def main():
     ap.add_argument("--signeddata-timeout", type=int, default=420)
     ap.add_argument("--no-profile", action="store_true",
                     help="do not sample ours with perf where a target is missed")
+    ap.add_argument("--no-build", action="store_true",
+                    help="use the binaries as built (bench/run skips cargo too)")
     ap.add_argument("--command", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--broken", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -1007,6 +1026,8 @@ def main():
         else {"N_BASE": 60, "N_LOADED": 10, "EXTRA": a.extra_processes, "RATIO": 10}
     )
     only = set(a.only.split(","))
+    a.deps = os.path.join(a.bin or os.path.join(os.environ.get("CARGO_TARGET_DIR") or
+                                                 os.path.join(ROOT, "target"), "release"), "deps")
     target_dir = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
     bindir = a.bin or os.path.join(target_dir, "release")
     bins = {
@@ -1017,6 +1038,7 @@ def main():
         "process": os.path.join(bindir, "seattle_process_exporter"),
         "process_floor": os.path.join(bindir, "examples", "proc_stat_floor"),
     }
+    BINS.extend(bins[k] for k in ("sim", "process", "node", "zenodotus", "updatesite"))
     for name in a.broken.split():
         BROKEN.add(bins.get(name, name))
         if name == "process":
