@@ -7,11 +7,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use futures::{StreamExt, stream};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -103,11 +102,12 @@ impl Discovery {
         );
     }
 
-    /// `/sd` (and `/sd?state=…`).
-    pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route("/sd", get(sd_handler))
-            .with_state(Arc::clone(self))
+    /// The handler of `/sd` (and `/sd?state=…`), for [`Exporter::route`] so it gets the
+    /// exporter's gzip, auth and landing-page link.
+    ///
+    /// [`Exporter::route`]: seattle_exporter_toolkit::server::Exporter::route
+    pub fn sd_route(self: &Arc<Self>) -> MethodRouter {
+        get(sd_handler).with_state(Arc::clone(self))
     }
 
     /// Refreshes now, then every `refresh_interval`, forever.

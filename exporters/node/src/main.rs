@@ -67,8 +67,8 @@ async fn main() -> ExitCode {
             config.modules.clone(),
             ProbeOptions::from(&cli.probe),
         )
-        .router()
-        .merge(discovery.router());
+        .route("/sd", "Service discovery", discovery.sd_route())
+        .router();
     // A node-local exporter runs on every node: without its own config file it stays off the
     // network instead of running fleet discovery against the advertise services.
     let node_local_only = cli.install_dir.is_some() && cli.web.config_file.is_none();
