@@ -43,6 +43,8 @@ async fn main() -> ExitCode {
     }
     let router = server::Exporter::new("seattle_zenodotus_exporter")
         .telemetry_path(&cli.web.telemetry_path)
+        // Targets are DNS names, not host:port.
+        .probe_target_placeholder("name.zenodotus.poly.edu")
         .prober(
             ZenodotusProber::new(),
             config.modules,
