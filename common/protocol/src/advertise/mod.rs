@@ -93,7 +93,9 @@ pub fn transport_io_reason(e: &io::Error) -> &'static str {
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::BrokenPipe => "connection_reset",
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timeout",
-        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => "unreachable",
+        io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::AddrNotAvailable => "unreachable",
         io::ErrorKind::UnexpectedEof => "connection_closed",
         _ => match e.raw_os_error() {
             // EHOSTUNREACH / ENETUNREACH where the kind is not mapped.
@@ -124,5 +126,34 @@ impl From<FrameError> for AdvertiseError {
             FrameError::Timeout => AdvertiseError::Timeout,
             other => AdvertiseError::Frame(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_reasons_are_the_catalogue_words() {
+        let io = |k: io::ErrorKind| transport_io_reason(&io::Error::from(k));
+        assert_eq!(io(io::ErrorKind::ConnectionRefused), "connection_refused");
+        assert_eq!(io(io::ErrorKind::BrokenPipe), "connection_reset");
+        assert_eq!(io(io::ErrorKind::HostUnreachable), "unreachable");
+        assert_eq!(io(io::ErrorKind::AddrNotAvailable), "unreachable");
+        assert_eq!(io(io::ErrorKind::UnexpectedEof), "connection_closed");
+        assert_eq!(io(io::ErrorKind::Other), "io_error");
+        assert_eq!(
+            transport_io_reason(&io::Error::from_raw_os_error(113)),
+            "unreachable"
+        );
+        assert_eq!(
+            AdvertiseError::Resolve(io::Error::other("x")).reason(),
+            "resolve_failed"
+        );
+        assert_eq!(
+            AdvertiseError::Frame(FrameError::SessionClosed).reason(),
+            "connection_closed"
+        );
+        assert_eq!(AdvertiseError::Abandoned.reason(), "timeout");
     }
 }
