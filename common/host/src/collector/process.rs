@@ -4,6 +4,10 @@
 //! (command line, executable, uid) is read once per process lifetime: the result is
 //! cached under (pid, start time, comm). Comm is part of the key because `exec` keeps
 //! the pid and start time but changes the program (and so, almost always, comm).
+//! An answer drawn from an empty or unreadable command line is not cached: during
+//! `exec` the kernel sets the new comm before the new command line exists, so a
+//! process seen in that window reads as "" and would otherwise stay unmatched for
+//! its whole life.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,6 +48,9 @@ struct CachedProcess {
     comm_len: u8,
     /// Indexes of the groups this process belongs to; empty (no allocation) for most.
     groups: Box<[u16]>,
+    /// False when the answer came from an empty or unreadable command line (mid-`exec`,
+    /// or exiting): classified again on the next scrape.
+    settled: bool,
     generation: u64,
 }
 
@@ -176,11 +183,15 @@ impl ProcessCollector {
             }
             let comm = &stat.comm[..stat.comm.len().min(16)];
             let fresh = match cache.get(&stat.pid) {
-                Some(c) => c.starttime != stat.starttime || &c.comm[..c.comm_len as usize] != comm,
+                Some(c) => {
+                    !c.settled
+                        || c.starttime != stat.starttime
+                        || &c.comm[..c.comm_len as usize] != comm
+                }
                 None => true,
             };
             if fresh {
-                let groups = self.classify(stat, reader);
+                let (groups, settled) = self.classify(stat, reader);
                 let mut c = [0u8; 16];
                 c[..comm.len()].copy_from_slice(comm);
                 cache.insert(
@@ -190,6 +201,7 @@ impl ProcessCollector {
                         comm: c,
                         comm_len: comm.len() as u8,
                         groups,
+                        settled,
                         generation,
                     },
                 );
@@ -245,8 +257,9 @@ impl ProcessCollector {
     }
 
     /// Which groups a (new) process belongs to; reads its command line, executable
-    /// and uid only when some group needs them.
-    fn classify(&self, stat: &Stat<'_>, reader: &mut ProcReader) -> Box<[u16]> {
+    /// and uid only when some group needs them. The flag is false when a command line
+    /// was needed but read empty or not at all, so the answer must not be cached.
+    fn classify(&self, stat: &Stat<'_>, reader: &mut ProcReader) -> (Box<[u16]>, bool) {
         let mut uid: Option<Option<u32>> = None;
         let mut exe: Option<Option<Vec<u8>>> = None;
         let mut cmdline: Option<Option<String>> = None;
@@ -294,7 +307,11 @@ impl ProcessCollector {
                 out.push(i);
             }
         }
-        out.into_boxed_slice()
+        let settled = match &cmdline {
+            None => true,
+            Some(read) => read.as_deref().is_some_and(|c| !c.is_empty()),
+        };
+        (out.into_boxed_slice(), settled)
     }
 
     /// Scrapes and writes every group's metrics into `registry`.
@@ -480,6 +497,41 @@ mod tests {
             p.kill().unwrap();
             p.wait().unwrap();
         }
+    }
+
+    /// A fake `/proc` with one process, whose `stat` and `cmdline` the test rewrites.
+    fn fake_process(root: &Path, comm: &str, cmdline: &[u8]) {
+        let dir = root.join("4242");
+        std::fs::create_dir_all(&dir).unwrap();
+        let stat = format!(
+            "4242 ({comm}) S 1 4242 4242 0 -1 4194304 100 0 0 0 3 1 0 0 20 0 1 0 777 1000000 50 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
+        );
+        std::fs::write(dir.join("stat"), stat).unwrap();
+        std::fs::write(dir.join("cmdline"), cmdline).unwrap();
+    }
+
+    #[test]
+    fn process_seen_mid_exec_is_matched_once_its_command_line_exists() {
+        let root = std::env::temp_dir().join(format!("seattle-host-exec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let c =
+            ProcessCollector::with_proc_root(vec![group("backend", r"backend_daemon\.py")], &root)
+                .unwrap();
+        // Between fork and exec: the parent's comm and command line.
+        fake_process(&root, "e2e-test-thread", b"/target/debug/deps/e2e-123\0");
+        assert_eq!(c.scrape().unwrap()[0].processes, 0);
+        // Inside exec: the new comm is set before the new command line is.
+        fake_process(&root, "sleep", b"");
+        assert_eq!(c.scrape().unwrap()[0].processes, 0);
+        // Same pid, start time and comm; now the command line is there.
+        let argv = b"/usr/bin/python /home/ch/deploy/backend/backend_daemon.py\0600\0";
+        fake_process(&root, "sleep", argv);
+        assert_eq!(c.scrape().unwrap()[0].processes, 1);
+        // Settled: still counted, and the cache keeps the answer.
+        assert_eq!(c.scrape().unwrap()[0].processes, 1);
+        assert!(c.state.lock().unwrap().cache[&4242].settled);
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
