@@ -525,7 +525,7 @@ mod tests {
         fake_process(&root, "sleep", b"");
         assert_eq!(c.scrape().unwrap()[0].processes, 0);
         // Same pid, start time and comm; now the command line is there.
-        let argv = b"/usr/bin/python /home/ch/deploy/backend/backend_daemon.py\0600\0";
+        let argv = b"/usr/bin/python /home/ch/deploy/backend/backend_daemon.py\x00600\x00";
         fake_process(&root, "sleep", argv);
         assert_eq!(c.scrape().unwrap()[0].processes, 1);
         // Settled: still counted, and the cache keeps the answer.
