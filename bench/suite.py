@@ -1004,7 +1004,8 @@ def main():
     ap.add_argument("--reference-scrapes", type=int, default=100,
                     help="scrapes per exporter in the node_exporter reference")
     ap.add_argument("--bin", default=None, help="directory of the release binaries")
-    ap.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))
+    ap.add_argument("--out", default=None,
+                    help="markdown file (default bench/RESULTS.md; with --quick, a temp dir)")
     ap.add_argument("--signeddata-timeout", type=int, default=420)
     ap.add_argument("--no-profile", action="store_true",
                     help="do not sample ours with perf where a target is missed")
@@ -1049,6 +1050,8 @@ def main():
     log(f"machine: {m}")
     tmp = tempfile.mkdtemp(prefix="seattle-bench-")
     PROFILE["enabled"], PROFILE["tmp"] = not a.no_profile, tmp
+    if a.out is None:  # a smoke run never overwrites the recorded results
+        a.out = os.path.join(tmp if a.quick else BENCH, "RESULTS.md")
 
     def guarded(bench, fn, *args):
         try:
