@@ -30,6 +30,10 @@ pub struct Stat<'a> {
     pub starttime: u64,
     /// Pages.
     pub rss: u64,
+    /// Address of the command line (field 48): a new one after each `exec`, even when the
+    /// program and so comm stay the same. 0 when not permitted to see it (another user's
+    /// process without ptrace access) or on kernels before 3.5.
+    pub arg_start: u64,
 }
 
 impl Stat<'_> {
@@ -64,6 +68,7 @@ pub fn parse_stat(buf: &[u8]) -> Option<Stat<'_>> {
     let stime = nth(0)?; // 15
     let starttime = nth(6)?; // 22
     let rss = nth(1)?; // 24
+    let arg_start = nth(23).unwrap_or(0); // 48
     Some(Stat {
         pid: u32::try_from(pid).ok()?,
         comm,
@@ -73,6 +78,7 @@ pub fn parse_stat(buf: &[u8]) -> Option<Stat<'_>> {
         stime,
         starttime,
         rss,
+        arg_start,
     })
 }
 
@@ -342,6 +348,9 @@ mod tests {
         assert_eq!((s.utime, s.stime), (250, 75));
         assert_eq!(s.starttime, 98765);
         assert_eq!(s.rss, 321);
+        assert_eq!(s.arg_start, 0, "field 48 absent: 0");
+        let long = b"7 (x) S 1 7 7 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 140737488346000 140737488346100 0 0 0\n";
+        assert_eq!(parse_stat(long).unwrap().arg_start, 140737488346000);
         assert!(!s.is_kernel_thread());
     }
 

@@ -2,8 +2,11 @@
 //!
 //! Per scrape each process costs one `stat` read. What decides group membership
 //! (command line, executable, uid) is read once per process lifetime: the result is
-//! cached under (pid, start time, comm). Comm is part of the key because `exec` keeps
-//! the pid and start time but changes the program (and so, almost always, comm).
+//! cached under (pid, start time, comm, command-line address). Comm and the address of
+//! the command line (`arg_start`, from the same `stat` read) are part of the key because
+//! `exec` keeps the pid and start time but changes the program (and so, almost always,
+//! comm) and always builds a new stack; a child seen between fork and an `exec` of a
+//! program with its parent's comm (python starting python) is still classified again.
 //! An answer drawn from an empty or unreadable command line is not cached: during
 //! `exec` the kernel sets the new comm before the new command line exists, so a
 //! process seen in that window reads as "" and would otherwise stay unmatched for
@@ -46,6 +49,7 @@ struct CachedProcess {
     starttime: u64,
     comm: [u8; 16],
     comm_len: u8,
+    arg_start: u64,
     /// Indexes of the groups this process belongs to; empty (no allocation) for most.
     groups: Box<[u16]>,
     /// False when the answer came from an empty or unreadable command line (mid-`exec`,
@@ -186,6 +190,7 @@ impl ProcessCollector {
                 Some(c) => {
                     !c.settled
                         || c.starttime != stat.starttime
+                        || c.arg_start != stat.arg_start
                         || &c.comm[..c.comm_len as usize] != comm
                 }
                 None => true,
@@ -200,6 +205,7 @@ impl ProcessCollector {
                         starttime: stat.starttime,
                         comm: c,
                         comm_len: comm.len() as u8,
+                        arg_start: stat.arg_start,
                         groups,
                         settled,
                         generation,
@@ -500,11 +506,11 @@ mod tests {
     }
 
     /// A fake `/proc` with one process, whose `stat` and `cmdline` the test rewrites.
-    fn fake_process(root: &Path, comm: &str, cmdline: &[u8]) {
+    fn fake_process(root: &Path, comm: &str, arg_start: u64, cmdline: &[u8]) {
         let dir = root.join("4242");
         std::fs::create_dir_all(&dir).unwrap();
         let stat = format!(
-            "4242 ({comm}) S 1 4242 4242 0 -1 4194304 100 0 0 0 3 1 0 0 20 0 1 0 777 1000000 50 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
+            "4242 ({comm}) S 1 4242 4242 0 -1 4194304 100 0 0 0 3 1 0 0 20 0 1 0 777 1000000 50 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 {arg_start} 0 0 0 0\n"
         );
         std::fs::write(dir.join("stat"), stat).unwrap();
         std::fs::write(dir.join("cmdline"), cmdline).unwrap();
@@ -519,18 +525,27 @@ mod tests {
             ProcessCollector::with_proc_root(vec![group("backend", r"backend_daemon\.py")], &root)
                 .unwrap();
         // Between fork and exec: the parent's comm and command line.
-        fake_process(&root, "e2e-test-thread", b"/target/debug/deps/e2e-123\0");
+        fake_process(
+            &root,
+            "e2e-test-thread",
+            1000,
+            b"/target/debug/deps/e2e-123\0",
+        );
         assert_eq!(c.scrape().unwrap()[0].processes, 0);
-        // Inside exec: the new comm is set before the new command line is.
-        fake_process(&root, "sleep", b"");
+        // Inside exec: the new comm is set before the new command line is. The command
+        // line's address stays 0 here as for a process the exporter may not trace.
+        fake_process(&root, "sleep", 0, b"");
         assert_eq!(c.scrape().unwrap()[0].processes, 0);
         // Same pid, start time and comm; now the command line is there.
         let argv = b"/usr/bin/python /home/ch/deploy/backend/backend_daemon.py\x00600\x00";
-        fake_process(&root, "sleep", argv);
+        fake_process(&root, "sleep", 0, argv);
         assert_eq!(c.scrape().unwrap()[0].processes, 1);
         // Settled: still counted, and the cache keeps the answer.
         assert_eq!(c.scrape().unwrap()[0].processes, 1);
         assert!(c.state.lock().unwrap().cache[&4242].settled);
+        // A further exec of a program with the same comm: a new command-line address.
+        fake_process(&root, "sleep", 3000, b"sleep\x001\x00");
+        assert_eq!(c.scrape().unwrap()[0].processes, 0);
         let _ = std::fs::remove_dir_all(&root);
     }
 
