@@ -18,6 +18,8 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use crate::transport;
+
 /// The real reader makes at most 20 one-byte reads; the 20th must be the newline.
 pub const MAX_HEADER_CHARS: usize = 19;
 
@@ -79,30 +81,21 @@ pub enum FrameError {
 }
 
 impl FrameError {
-    /// A bounded snake_case word for metrics labels (`seattle_probe_failure_info{reason}`).
+    /// A bounded snake_case word for metrics labels (`seattle_probe_failure_info{reason}`), in
+    /// the catalogue's words (docs/metrics.md): a close before the whole frame is
+    /// `connection_closed`, a bad header `framing`, socket errors the shared transport reasons.
     pub fn reason(&self) -> &'static str {
         match self {
             FrameError::HeaderTooLong | FrameError::BadHeader | FrameError::NegativeLength => {
                 "framing"
             }
             FrameError::TooLarge { .. } => "too_large",
-            FrameError::SessionClosed | FrameError::ClosedWithoutData => "closed",
-            FrameError::Truncated { .. } => "truncated",
+            FrameError::SessionClosed
+            | FrameError::ClosedWithoutData
+            | FrameError::Truncated { .. } => "connection_closed",
             FrameError::Timeout => "timeout",
-            FrameError::Io(e) => io_reason(e),
+            FrameError::Io(e) => transport::io_reason(e),
         }
-    }
-}
-
-/// Bounded reason for a socket error (shared with the advertise clients).
-pub fn io_reason(e: &io::Error) -> &'static str {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection_refused",
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => "connection_reset",
-        io::ErrorKind::BrokenPipe => "connection_reset",
-        io::ErrorKind::TimedOut => "timeout",
-        io::ErrorKind::UnexpectedEof => "truncated",
-        _ => "io",
     }
 }
 
@@ -391,8 +384,11 @@ mod tests {
     #[test]
     fn reasons_are_bounded_words() {
         assert_eq!(FrameError::HeaderTooLong.reason(), "framing");
-        assert_eq!(FrameError::Truncated { received: 3 }.reason(), "truncated");
-        assert_eq!(FrameError::ClosedWithoutData.reason(), "closed");
+        assert_eq!(
+            FrameError::Truncated { received: 3 }.reason(),
+            "connection_closed"
+        );
+        assert_eq!(FrameError::ClosedWithoutData.reason(), "connection_closed");
         assert_eq!(
             FrameError::Io(io::Error::from(io::ErrorKind::ConnectionReset)).reason(),
             "connection_reset"

@@ -10,4 +10,5 @@ pub mod metainfo;
 pub mod nodemanager;
 pub mod serialize;
 pub mod signeddata;
+pub mod transport;
 pub mod vesselinfo;

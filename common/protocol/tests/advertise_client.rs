@@ -390,6 +390,6 @@ async fn write_side_is_one_frame() {
     );
     assert_eq!(
         read_frame(&mut b, 100).await.unwrap_err().reason(),
-        "closed"
+        "connection_closed"
     );
 }

@@ -116,10 +116,10 @@ async fn async_reader_matches_sans_io_on_golden_reply() {
 #[tokio::test]
 async fn async_reader_hostile_inputs() {
     let cases: [(&[u8], &str); 7] = [
-        (b"", "closed"),
-        (b"12", "truncated"),
-        (b"10\nGetVes", "truncated"),
-        (b"-1\n", "closed"),
+        (b"", "connection_closed"),
+        (b"12", "connection_closed"),
+        (b"10\nGetVes", "connection_closed"),
+        (b"-1\n", "connection_closed"),
         (b"abc\nGetVessels", "framing"),
         (b"00000000000000000012\n", "framing"),
         (b"9999999999999999999\n", "too_large"),

@@ -14,6 +14,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::framing::FrameError;
+use crate::transport;
 
 pub use client::{tcp_get, tcp_put};
 pub use codec::{ReplyError, Request, RequestError};
@@ -75,47 +76,12 @@ impl AdvertiseError {
                 "timeout"
             }
             AdvertiseError::Resolve(_) => "resolve_failed",
-            AdvertiseError::Connect(e) | AdvertiseError::Io(e) => transport_io_reason(e),
+            AdvertiseError::Connect(e) | AdvertiseError::Io(e) => transport::io_reason(e),
             AdvertiseError::ClosedWithoutReply => "connection_closed",
-            AdvertiseError::Frame(e) => transport_frame_reason(e),
+            AdvertiseError::Frame(e) => e.reason(),
             AdvertiseError::Reply(e) => e.reason(),
             AdvertiseError::NoServices | AdvertiseError::AllFailed => "lookup_failed",
         }
-    }
-}
-
-/// The catalogue's transport reason for a socket error (docs/metrics.md, "Probe failure
-/// reasons"); shared with the node-manager client.
-pub fn transport_io_reason(e: &io::Error) -> &'static str {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection_refused",
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => "connection_reset",
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timeout",
-        io::ErrorKind::HostUnreachable
-        | io::ErrorKind::NetworkUnreachable
-        | io::ErrorKind::AddrNotAvailable => "unreachable",
-        io::ErrorKind::UnexpectedEof => "connection_closed",
-        _ => match e.raw_os_error() {
-            // EHOSTUNREACH / ENETUNREACH where the kind is not mapped.
-            Some(113) | Some(101) => "unreachable",
-            _ => "io_error",
-        },
-    }
-}
-
-/// The catalogue's reason for a framing error: a close before the whole frame is
-/// `connection_closed`, a bad header `framing`.
-pub fn transport_frame_reason(e: &FrameError) -> &'static str {
-    match e {
-        FrameError::HeaderTooLong | FrameError::BadHeader | FrameError::NegativeLength => "framing",
-        FrameError::TooLarge { .. } => "too_large",
-        FrameError::SessionClosed
-        | FrameError::ClosedWithoutData
-        | FrameError::Truncated { .. } => "connection_closed",
-        FrameError::Timeout => "timeout",
-        FrameError::Io(e) => transport_io_reason(e),
     }
 }
 
@@ -134,16 +100,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transport_reasons_are_the_catalogue_words() {
-        let io = |k: io::ErrorKind| transport_io_reason(&io::Error::from(k));
-        assert_eq!(io(io::ErrorKind::ConnectionRefused), "connection_refused");
-        assert_eq!(io(io::ErrorKind::BrokenPipe), "connection_reset");
-        assert_eq!(io(io::ErrorKind::HostUnreachable), "unreachable");
-        assert_eq!(io(io::ErrorKind::AddrNotAvailable), "unreachable");
-        assert_eq!(io(io::ErrorKind::UnexpectedEof), "connection_closed");
-        assert_eq!(io(io::ErrorKind::Other), "io_error");
+    fn reasons_are_the_catalogue_words() {
         assert_eq!(
-            transport_io_reason(&io::Error::from_raw_os_error(113)),
+            AdvertiseError::Connect(io::Error::from(io::ErrorKind::HostUnreachable)).reason(),
             "unreachable"
         );
         assert_eq!(

@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use super::codec::{PublicCall, Status, split_reply};
 use super::getvessels::GetVessels;
 use super::resources::Resources;
-use crate::advertise::{transport_frame_reason, transport_io_reason};
 use crate::framing::{self, FrameError};
+use crate::transport;
 
 /// The node manager's own per-source-IP limit of pending connections.
 pub const MAX_CONNECTIONS_PER_NODE: usize = 4;
@@ -68,16 +68,16 @@ impl ClientError {
             ClientError::ConnectionReset => "connection_reset",
             ClientError::ClosedWithoutReply => "connection_closed",
             // A frame cut short is a close before the complete reply.
-            ClientError::Framing(e) => transport_frame_reason(e),
+            ClientError::Framing(e) => e.reason(),
             ClientError::TooLarge => "too_large",
             ClientError::BadReply(_) => "bad_reply",
             ClientError::ErrorReply { .. } => "error_reply",
-            ClientError::Io(e) => transport_io_reason(e),
+            ClientError::Io(e) => transport::io_reason(e),
         }
     }
 
     fn from_io(e: std::io::Error) -> ClientError {
-        match framing::io_reason(&e) {
+        match transport::io_reason(&e) {
             "connection_refused" => ClientError::ConnectionRefused,
             "connection_reset" => ClientError::ConnectionReset,
             "timeout" => ClientError::Timeout,
