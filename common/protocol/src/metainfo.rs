@@ -2,7 +2,7 @@
 //! signed-data block (A.4) that must verify with the trusted update key and not be expired.
 
 use crate::keys::{PrivateKey, PublicKey, sha1_hex};
-use crate::signeddata::{self, SignError, SignedDataError};
+use crate::signeddata::{self, SignError, SignedData, SignedDataError};
 
 /// Largest metainfo we parse. The real one lists ~100 files (~8 KB); a 404 page or other junk
 /// saved in its place must not make us hold or hash megabytes.
@@ -76,6 +76,15 @@ fn is_sha1_hex(s: &str) -> bool {
 impl Metainfo {
     /// Parse a metainfo and check its signature against the embedded key.
     pub fn parse(input: &[u8]) -> Result<Metainfo, MetainfoError> {
+        let (mut metainfo, sd) = Metainfo::parse_unverified(input)?;
+        metainfo.signature_ok = sd.verify().is_ok();
+        Ok(metainfo)
+    }
+
+    /// Parse a metainfo without the big-integer work: the signature is not checked (so
+    /// [`Metainfo::verify`] and [`Metainfo::self_signed_ok`] fail until the caller checks the
+    /// returned block itself, e.g. against a trusted key, and caches the verdict).
+    pub fn parse_unverified(input: &[u8]) -> Result<(Metainfo, SignedData<'_>), MetainfoError> {
         if input.len() > MAX_METAINFO_LEN {
             return Err(MetainfoError::TooLarge);
         }
@@ -106,14 +115,14 @@ impl Metainfo {
                 size,
             });
         }
-        let signature_ok = sd.verify().is_ok();
-        Ok(Metainfo {
+        let metainfo = Metainfo {
             files,
-            signer: sd.public_key,
+            signer: sd.public_key.clone(),
             timestamp: sd.timestamp,
             expiration: sd.expiration,
-            signature_ok,
-        })
+            signature_ok: false,
+        };
+        Ok((metainfo, sd))
     }
 
     /// What the update site is healthy for: signed by `trusted` and not expired at `now`.
