@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use seattle_exporter_toolkit::probe::ProbeFailure;
+use seattle_protocol::transport::io_reason;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
@@ -427,19 +428,6 @@ async fn connect(addrs: &[SocketAddr], deadline: Instant) -> Result<TcpStream, P
         }
     }
     Err(last)
-}
-
-/// Bounded reason for a socket error.
-pub fn io_reason(e: &std::io::Error) -> &'static str {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => "connection_refused",
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => "connection_reset",
-        K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => "unreachable",
-        K::TimedOut => "timeout",
-        K::UnexpectedEof => "connection_closed",
-        _ => "io_error",
-    }
 }
 
 fn io_failure(e: &std::io::Error, what: &str) -> ProbeFailure {

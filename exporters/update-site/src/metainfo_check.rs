@@ -1,6 +1,6 @@
 //! Parsing a fetched `metainfo` and verifying it against the trusted key, with the verdict cached.
 //!
-//! `seattle_protocol::metainfo::Metainfo::parse` verifies the signature while parsing, which
+//! Parsing is `seattle_protocol::metainfo::Metainfo::parse_unverified`; verifying the signature
 //! costs tens of milliseconds with the production key's huge exponent. A site serves the same
 //! bytes for days, so the whole analysis (files, times, verdict) is cached by the SHA-1 of the
 //! complete body (signed text *and* signature: the verdict depends on both) together with the
@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use seattle_protocol::keys::PublicKey;
-use seattle_protocol::metainfo::{FileEntry, MAX_METAINFO_LEN};
+use seattle_protocol::metainfo::{FileEntry, MAX_METAINFO_LEN, Metainfo, MetainfoError};
 use seattle_protocol::signeddata;
 use sha1::{Digest, Sha1};
 
@@ -51,39 +51,16 @@ pub enum NotMetainfo {
 pub fn parse_unverified(
     body: &[u8],
 ) -> Result<(Analysis, signeddata::SignedData<'_>), NotMetainfo> {
-    if body.len() > MAX_METAINFO_LEN {
-        return Err(NotMetainfo::TooLarge);
-    }
-    let sd = signeddata::parse(body).map_err(|e| NotMetainfo::Block(e.to_string()))?;
-    let text = std::str::from_utf8(sd.data).map_err(|_| NotMetainfo::Block("not text".into()))?;
-    let mut files = Vec::new();
-    for (i, line) in text.split('\n').enumerate() {
-        let t = line.trim();
-        // Readers skip comments, signature lines and blank lines.
-        if t.is_empty() || t.starts_with('#') || t.starts_with('!') {
-            continue;
-        }
-        let mut tok = t.split_whitespace();
-        let (Some(path), Some(sha1), Some(size), None) =
-            (tok.next(), tok.next(), tok.next(), tok.next())
-        else {
-            return Err(NotMetainfo::BadLine(i + 1));
-        };
-        let size = size.parse().map_err(|_| NotMetainfo::BadLine(i + 1))?;
-        if sha1.len() != 40 || !sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(NotMetainfo::BadLine(i + 1));
-        }
-        files.push(FileEntry {
-            path: path.to_string(),
-            sha1: sha1.to_ascii_lowercase(),
-            size,
-        });
-    }
+    let (m, sd) = Metainfo::parse_unverified(body).map_err(|e| match e {
+        MetainfoError::TooLarge => NotMetainfo::TooLarge,
+        MetainfoError::BadLine { line } => NotMetainfo::BadLine(line),
+        MetainfoError::Signed(e) => NotMetainfo::Block(e.to_string()),
+    })?;
     Ok((
         Analysis {
-            files,
-            timestamp: sd.timestamp,
-            expiration: sd.expiration,
+            files: m.files,
+            timestamp: m.timestamp,
+            expiration: m.expiration,
             signature_valid: false,
             untrusted_key: false,
         },
