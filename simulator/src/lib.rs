@@ -292,12 +292,12 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
     };
     let other_key = KeyPair::generate(1024, keys::sub_seed(sc.seed, 8, 0));
     tracing::info!(elapsed = ?t0.elapsed(), "update-site keys ready");
-    let site = Arc::new(updatesite::UpdateSite {
+    let site = Arc::new(updatesite::UpdateSite::new(
         key,
         other_key,
-        files: updatesite::site_files(),
-        state: Mutex::new(sc.metainfo.state),
-    });
+        updatesite::site_files(),
+        sc.metainfo.state,
+    ));
 
     let rts: Arc<Vec<NodeRuntime>> = Arc::new(
         (0..world.nodes.len())

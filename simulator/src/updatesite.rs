@@ -47,25 +47,78 @@ pub fn write_metainfo(files: &[(String, Vec<u8>)], key: &KeyPair, timestamp: f64
     metainfo::write(&entries, &key.public, &key.private, timestamp).unwrap_or_default()
 }
 
+/// Re-sign this long before the signature would expire (the updater rejects an expired one).
+const RESIGN_MARGIN_SECONDS: f64 = 86400.0;
+
 pub struct UpdateSite {
     pub key: KeyPair,
     pub other_key: KeyPair,
     pub files: Vec<(String, Vec<u8>)>,
     pub state: Mutex<MetainfoState>,
+    /// The metainfo signed for the last state asked for. Like the real site (signed once by
+    /// `writemetainfo.py`), repeated requests get the same bytes, so the exporter's verdict
+    /// cache hits and an install can be up to date; a new state, or the signature nearing its
+    /// expiry, signs anew.
+    signed: Mutex<Option<Signed>>,
+}
+
+struct Signed {
+    state: MetainfoState,
+    /// When to sign again (never for `Expired`, which is meant to stay expired).
+    resign_at: f64,
+    bytes: Vec<u8>,
 }
 
 impl UpdateSite {
+    pub fn new(
+        key: KeyPair,
+        other_key: KeyPair,
+        files: Vec<(String, Vec<u8>)>,
+        state: MetainfoState,
+    ) -> UpdateSite {
+        UpdateSite {
+            key,
+            other_key,
+            files,
+            state: Mutex::new(state),
+            signed: Mutex::new(None),
+        }
+    }
+
     pub fn state(&self) -> MetainfoState {
         *self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The metainfo for `state`, signed once per state (see the `signed` field).
     pub fn metainfo(&self, state: MetainfoState) -> Vec<u8> {
         let now = now_unix();
-        match state {
-            MetainfoState::Expired => write_metainfo(&self.files, &self.key, now - 31.0 * 86400.0),
-            MetainfoState::OtherKey => write_metainfo(&self.files, &self.other_key, now),
-            _ => write_metainfo(&self.files, &self.key, now),
+        let mut signed = self.signed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = signed.as_ref()
+            && s.state == state
+            && now < s.resign_at
+        {
+            return s.bytes.clone();
         }
+        let (bytes, resign_at) = match state {
+            MetainfoState::Expired => (
+                write_metainfo(&self.files, &self.key, now - 31.0 * 86400.0),
+                f64::INFINITY,
+            ),
+            MetainfoState::OtherKey => (
+                write_metainfo(&self.files, &self.other_key, now),
+                now + metainfo::VALIDITY_SECONDS - RESIGN_MARGIN_SECONDS,
+            ),
+            _ => (
+                write_metainfo(&self.files, &self.key, now),
+                now + metainfo::VALIDITY_SECONDS - RESIGN_MARGIN_SECONDS,
+            ),
+        };
+        *signed = Some(Signed {
+            state,
+            resign_at,
+            bytes: bytes.clone(),
+        });
+        bytes
     }
 
     /// Serves `/updatesite/<path>` (also `//metainfo`, which urllib-based updaters request).
@@ -149,5 +202,20 @@ mod tests {
         assert!(parsed.verify(&key.public, 1795495174.0).is_ok());
         assert!(parsed.verify(&key.public, 1798087174.0).is_err());
         assert!(m.contains("!1795495173.49!1798087173.49!None!None! "));
+    }
+
+    #[test]
+    fn metainfo_is_signed_once_per_state() {
+        let site = UpdateSite::new(
+            KeyPair::generate(512, 3),
+            KeyPair::generate(512, 4),
+            site_files(),
+            MetainfoState::Valid,
+        );
+        let valid = site.metainfo(MetainfoState::Valid);
+        assert_eq!(site.metainfo(MetainfoState::Valid), valid);
+        let expired = site.metainfo(MetainfoState::Expired);
+        assert_ne!(expired, valid);
+        assert_eq!(site.metainfo(MetainfoState::Expired), expired);
     }
 }
