@@ -8,6 +8,7 @@ pub mod hostile;
 pub mod keys;
 pub mod nodemanager;
 pub mod scenario;
+pub mod tls;
 pub mod updatesite;
 pub mod web;
 pub mod world;
@@ -45,6 +46,8 @@ pub struct Ports {
     pub updatesite: u16,
     pub cib: u16,
     pub clearinghouse: u16,
+    /// The clearinghouse's HTTPS listener.
+    pub clearinghouse_https: u16,
     pub lockserver: u16,
     pub control: u16,
 }
@@ -68,6 +71,12 @@ pub struct Endpoints {
     pub cib_url: String,
     pub cib_xmlrpc_url: String,
     pub clearinghouse_url: String,
+    /// The same site over HTTPS, with a certificate signed by `tls_ca_cert`.
+    pub clearinghouse_https_url: String,
+    /// PEM of the CA that signed the HTTPS certificate (generated at start): a client's trust root.
+    pub tls_ca_cert: String,
+    /// The HTTPS certificate's notAfter, Unix seconds.
+    pub tls_cert_not_after: i64,
     pub lockserver_url: String,
     pub control_url: String,
     /// The v2 key's advertise form (every node announces under it).
@@ -84,19 +93,41 @@ pub struct HttpService {
     pub name: &'static str,
     router: Router,
     port: AtomicU16,
+    /// An HTTPS listener serving the same pages, stopped and started with the plain one.
+    https: Option<HttpsListener>,
     pub behaviour: Mutex<Behaviour>,
-    handle: Mutex<Option<AbortHandle>>,
+    handles: Mutex<Vec<AbortHandle>>,
     slow: Duration,
+}
+
+struct HttpsListener {
+    port: AtomicU16,
+    acceptor: tokio_rustls::TlsAcceptor,
 }
 
 impl HttpService {
     fn new(name: &'static str, router: Router, port: u16, slow: Duration) -> Arc<HttpService> {
+        Self::with_https(name, router, port, None, slow)
+    }
+
+    /// Also serves HTTPS on `https.0` with `https.1`'s certificate.
+    fn with_https(
+        name: &'static str,
+        router: Router,
+        port: u16,
+        https: Option<(u16, tokio_rustls::TlsAcceptor)>,
+        slow: Duration,
+    ) -> Arc<HttpService> {
         Arc::new(HttpService {
             name,
             router,
             port: AtomicU16::new(port),
+            https: https.map(|(port, acceptor)| HttpsListener {
+                port: AtomicU16::new(port),
+                acceptor,
+            }),
             behaviour: Mutex::new(Behaviour::Normal),
-            handle: Mutex::new(None),
+            handles: Mutex::new(Vec::new()),
             slow,
         })
     }
@@ -109,11 +140,30 @@ impl HttpService {
         format!("http://127.0.0.1:{}/", self.port.load(Ordering::Relaxed))
     }
 
+    /// The HTTPS listener's URL, if the service has one.
+    pub fn https_url(&self) -> Option<String> {
+        let https = self.https.as_ref()?;
+        Some(format!(
+            "https://127.0.0.1:{}/",
+            https.port.load(Ordering::Relaxed)
+        ))
+    }
+
     async fn start(self: &Arc<Self>) -> std::io::Result<()> {
         let listener =
             TcpListener::bind((Ipv4Addr::LOCALHOST, self.port.load(Ordering::Relaxed))).await?;
         self.port
             .store(listener.local_addr()?.port(), Ordering::Relaxed);
+        let tls_listener = match &self.https {
+            Some(https) => {
+                let l =
+                    TcpListener::bind((Ipv4Addr::LOCALHOST, https.port.load(Ordering::Relaxed)))
+                        .await?;
+                https.port.store(l.local_addr()?.port(), Ordering::Relaxed);
+                Some((l, https.acceptor.clone()))
+            }
+            None => None,
+        };
         let app = self
             .router
             .clone()
@@ -121,22 +171,33 @@ impl HttpService {
                 self.clone(),
                 http_behaviour,
             ));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        if let Some(old) = self
-            .handle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(task.abort_handle())
-        {
-            old.abort();
+        let mut tasks = vec![];
+        if let Some((l, acceptor)) = tls_listener {
+            tasks.push(tokio::spawn(tls::serve(l, acceptor, app.clone())).abort_handle());
+        }
+        tasks.push(
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            })
+            .abort_handle(),
+        );
+        let old = std::mem::replace(
+            &mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()),
+            tasks,
+        );
+        for h in old {
+            h.abort();
         }
         Ok(())
     }
 
     fn stop(&self) {
-        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        for h in self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             h.abort();
         }
     }
@@ -376,7 +437,8 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
         opts.ports.cib,
         slow_http,
     );
-    let clearinghouse_svc = HttpService::new(
+    let identity = tls::Identity::generate().context("HTTPS certificate")?;
+    let clearinghouse_svc = HttpService::with_https(
         "clearinghouse",
         Router::new()
             .route(
@@ -385,6 +447,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
             )
             .fallback(get(|| async { web::clearinghouse_page() })),
         opts.ports.clearinghouse,
+        Some((opts.ports.clearinghouse_https, identity.acceptor.clone())),
         slow_http,
     );
     let ls = lockserver.clone();
@@ -493,6 +556,9 @@ pub async fn start(opts: Options) -> anyhow::Result<Arc<Simulator>> {
         cib_url: sim.services[1].url(),
         cib_xmlrpc_url: format!("{}xmlrpc/", sim.services[1].url()),
         clearinghouse_url: sim.services[2].url(),
+        clearinghouse_https_url: sim.services[2].https_url().unwrap_or_default(),
+        tls_ca_cert: identity.ca_pem.clone(),
+        tls_cert_not_after: identity.not_after,
         lockserver_url: sim.services[3].url(),
         control_url: format!("http://{control_addr}/control/"),
         v2_advertise_key: world.v2.advertise_key(),

@@ -46,6 +46,10 @@ struct Args {
     /// instead of a generated key.
     #[arg(long, value_name = "PREFIX")]
     update_key: Option<PathBuf>,
+    /// Write the PEM of the CA that signs the simulator's HTTPS certificate to this file (for a
+    /// prober's `ca_file`).
+    #[arg(long)]
+    write_tls_ca: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     advertise_port: u16,
     #[arg(long, default_value_t = 0)]
@@ -58,6 +62,9 @@ struct Args {
     cib_port: u16,
     #[arg(long, default_value_t = 0)]
     clearinghouse_port: u16,
+    /// The clearinghouse web site over HTTPS (certificate from the simulator's own CA).
+    #[arg(long, default_value_t = 0)]
+    clearinghouse_https_port: u16,
     #[arg(long, default_value_t = 0)]
     lockserver_port: u16,
     #[arg(long, default_value_t = 0)]
@@ -159,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
             updatesite: args.updatesite_port,
             cib: args.cib_port,
             clearinghouse: args.clearinghouse_port,
+            clearinghouse_https: args.clearinghouse_https_port,
             lockserver: args.lockserver_port,
             control: args.control_port,
         },
@@ -169,6 +177,9 @@ async fn main() -> anyhow::Result<()> {
     let ep = sim.endpoints().context("endpoints")?;
     if let Some(p) = &args.write_update_key {
         std::fs::write(p, &ep.update_public_key).with_context(|| p.display().to_string())?;
+    }
+    if let Some(p) = &args.write_tls_ca {
+        std::fs::write(p, &ep.tls_ca_cert).with_context(|| p.display().to_string())?;
     }
     if let Some(p) = &args.endpoints_file {
         let tmp = p.with_extension("tmp");
@@ -221,6 +232,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  clearinghouse web                    {}",
         ep.clearinghouse_url
+    );
+    println!(
+        "  clearinghouse web (HTTPS)            {}",
+        ep.clearinghouse_https_url
     );
     println!(
         "  lockserver XML-RPC                   {}",

@@ -57,10 +57,12 @@ async fn start_simulator() -> (Arc<Simulator>, Endpoints) {
     (sim, ep)
 }
 
-/// The built-in modules, but trusting the simulator's update key.
+/// The built-in modules, but trusting the simulator's update key; plus `http_sim_ca`, an http
+/// module trusting the simulator's HTTPS certificate authority.
 fn config_text(dir: &Path, ep: &Endpoints) -> String {
     std::fs::write(dir.join("sim.publickey"), &ep.update_public_key).unwrap();
-    seattle_updatesite_exporter::config::DEFAULT_CONFIG
+    std::fs::write(dir.join("sim-ca.pem"), &ep.tls_ca_cert).unwrap();
+    let mut text = seattle_updatesite_exporter::config::DEFAULT_CONFIG
         .replace(
             "    prober: updatesite\n",
             "    prober: updatesite\n    updatesite:\n      trusted_key_file: sim.publickey\n",
@@ -68,7 +70,9 @@ fn config_text(dir: &Path, ep: &Endpoints) -> String {
         .replace(
             "    updatesite:\n      trusted_key_file: sim.publickey\n    updatesite:\n      full_check: true\n",
             "    updatesite:\n      trusted_key_file: sim.publickey\n      full_check: true\n",
-        )
+        );
+    text.push_str("  http_sim_ca:\n    prober: http\n    http:\n      ca_file: sim-ca.pem\n");
+    text
 }
 
 async fn start() -> World {
@@ -247,6 +251,53 @@ async fn production_key_rejects_the_simulated_site() {
         .unwrap();
     let t = r.text();
     assert_eq!(reason(&t).as_deref(), Some("signature_invalid"), "{t}");
+}
+
+/// The simulated clearinghouse over HTTPS: trusted through `ca_file`, its certificate's expiry
+/// exported; untrusted by the built-in web roots; gone with the site when it is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_clearinghouse() {
+    let w = start().await;
+    let url = &w.ep.clearinghouse_https_url;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let t = probe(&w, "http_sim_ca", url, "5").await;
+    assert_eq!(value(&t, "probe_success"), Some(1.0), "{t}");
+    assert_eq!(value(&t, "seattle_http_tls"), Some(1.0), "{t}");
+    assert_eq!(value(&t, "seattle_http_status_code"), Some(200.0), "{t}");
+    assert_eq!(
+        value(&t, "seattle_http_tls_cert_expiry_timestamp_seconds"),
+        Some(w.ep.tls_cert_not_after as f64),
+        "{t}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let left = w.ep.tls_cert_not_after - now;
+    assert!((89 * 86400..=90 * 86400).contains(&left), "{left}");
+
+    let t = probe(&w, "http", url, "5").await;
+    assert_eq!(reason(&t).as_deref(), Some("tls_error"), "{t}");
+
+    let clearinghouse = w
+        .sim
+        .services
+        .iter()
+        .find(|s| s.name == "clearinghouse")
+        .unwrap();
+    clearinghouse
+        .set_behaviour(seattle_simulator::scenario::Behaviour::Down)
+        .await
+        .unwrap();
+    let t = probe(&w, "http_sim_ca", url, "5").await;
+    assert_eq!(reason(&t).as_deref(), Some("connection_refused"), "{t}");
+    clearinghouse
+        .set_behaviour(seattle_simulator::scenario::Behaviour::Normal)
+        .await
+        .unwrap();
+    let t = probe(&w, "http_sim_ca", url, "5").await;
+    assert_eq!(value(&t, "probe_success"), Some(1.0), "{t}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
