@@ -16,10 +16,7 @@ import re
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Panels that cannot have data against the simulator, by (dashboard uid, panel title), and why.
-EXPECTED_EMPTY = {
-    ("seattle-updatesite-zenodotus", "TLS certificates expire in"):
-        "the simulator serves plain HTTP only, so no probe sees a certificate",
-}
+EXPECTED_EMPTY = {}
 
 # Which exporters (tests/e2e/e2e.py's EXPORTERS keys) can feed a query: by metric name prefix, and by
 # the job names its job matchers select (prometheus/prometheus.yml's jobs, docs/metrics.md).

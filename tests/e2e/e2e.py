@@ -346,9 +346,11 @@ class Stack:
     def start_simulator(self):
         ep_file = os.path.join(self.work, "endpoints.json")
         self.update_key = os.path.join(self.work, "update.publickey")
+        self.tls_ca = os.path.join(self.work, "simulator-ca.pem")
         self.procs.start("simulator", [os.path.join(self.args.bindir, "seattle_simulator"),
                                        "--scenario", os.path.join(ROOT, "tests/e2e/scenario.yaml"),
                                        "--endpoints-file", ep_file, "--write-update-key", self.update_key,
+                                       "--write-tls-ca", self.tls_ca,
                                        "--log-level", "warn"])
         wait_until("simulator endpoints file", lambda: os.path.exists(ep_file) or self.procs.check_alive({"simulator"}), 60)
         self.ep = json.load(open(ep_file))
@@ -423,7 +425,7 @@ class Stack:
             "updatesite": {"prober": "updatesite", "updatesite": {"trusted_key_file": self.update_key}},
             "updatesite_full": {"prober": "updatesite",
                                 "updatesite": {"trusted_key_file": self.update_key, "full_check": True}},
-            "http": {"prober": "http"},
+            "http": {"prober": "http", "http": {"ca_file": self.tls_ca}},
             "cib": {"prober": "cib"},
             "cib_build": {"prober": "cib", "cib": {"build_round_trip": True}},
             "lockserver": {"prober": "lockserver"},
@@ -457,7 +459,7 @@ class Stack:
             "seattle_users": [ep["advertise_tcp"]],
             "seattle_updatesite": [ep["updatesite_url"]],
             "seattle_updatesite_full": [ep["updatesite_url"]],
-            "seattle_clearinghouse": [ep["clearinghouse_url"]],
+            "seattle_clearinghouse": [ep["clearinghouse_https_url"]],
             "seattle_cib": [ep["cib_xmlrpc_url"]],
             "seattle_cib_build": [ep["cib_xmlrpc_url"]],
             "seattle_lockserver": [ep["lockserver_url"]],
