@@ -6,11 +6,12 @@
 //!    flattened in, `--version` from [`build_info::VERSION_LINE`];
 //! 2. calls [`logging::init`];
 //! 3. loads its `--config.file` with [`config::load_yaml`] (errors name file, line, field) and
-//!    exits after `--config.check`;
+//!    exits after `--config.check` ([`server::start`] does steps 2 and 3);
 //! 4. builds routes with [`server::Exporter`]: host collectors ([`collector::Collector`]) and/or
 //!    one prober ([`probe::Prober`]) with its module table;
-//! 5. runs [`server::serve`], which handles `--web.listen-address`, `--web.config.file`
-//!    ([`webconfig`]: TLS, basic auth, reloaded on change) and SIGTERM.
+//! 5. runs [`server::serve`] (or [`server::serve_until_stopped`] for an exit code), which handles
+//!    `--web.listen-address`, `--web.config.file` ([`webconfig`]: TLS, basic auth, reloaded on
+//!    change) and SIGTERM.
 //!
 //! ```no_run
 //! use clap::Parser;

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +39,10 @@ use tower_http::compression::CompressionLayer;
 
 use crate::build_info;
 use crate::collector::{Collector, collect_all};
+use crate::config::ConfigError;
 use crate::exposition::{Format, openmetrics_to_text};
 use crate::flags::WebFlags;
+use crate::logging;
 use crate::probe::{ProbeAnswer, ProbeEndpoint, ProbeOptions, ProbeRequest, Prober, scrape_budget};
 use crate::webconfig::WebConfigWatcher;
 
@@ -644,4 +648,49 @@ pub async fn serve(router: Router, flags: &WebFlags, default_listen: &str) -> an
     )
     .await?;
     server.run(router, shutdown_signal()).await
+}
+
+/// The start of a probing exporter's `main`: logging, then its config from `--config.file` (or
+/// `builtin` without one). Breaks with the exit code when `main` should stop: after an error,
+/// printed as `program: error`, or after a passed `--config.check`.
+pub fn start<C>(
+    program: &str,
+    flags: &WebFlags,
+    load: impl FnOnce(&Path) -> Result<C, ConfigError>,
+    builtin: impl FnOnce() -> Result<C, ConfigError>,
+) -> ControlFlow<ExitCode, C> {
+    if let Err(e) = logging::init(flags.log_level, flags.log_format) {
+        eprintln!("{program}: {e:#}");
+        return ControlFlow::Break(ExitCode::FAILURE);
+    }
+    let loaded = match &flags.config_file {
+        Some(path) => load(path),
+        None => builtin(),
+    };
+    match loaded {
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            ControlFlow::Break(ExitCode::FAILURE)
+        }
+        Ok(_) if flags.config_check => {
+            println!("config OK");
+            ControlFlow::Break(ExitCode::SUCCESS)
+        }
+        Ok(config) => ControlFlow::Continue(config),
+    }
+}
+
+/// [`serve`], giving `main`'s exit code; a failure is logged.
+pub async fn serve_until_stopped(
+    router: Router,
+    flags: &WebFlags,
+    default_listen: &str,
+) -> ExitCode {
+    match serve(router, flags, default_listen).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exporter stopped");
+            ExitCode::FAILURE
+        }
+    }
 }

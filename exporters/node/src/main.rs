@@ -1,18 +1,21 @@
 //! `seattle_node_exporter`: flags, config, routes.
 
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 
 use clap::Parser;
 use seattle_exporter_toolkit::flags::{ProbeFlags, WebFlags};
 use seattle_exporter_toolkit::probe::ProbeOptions;
-use seattle_exporter_toolkit::{build_info, logging, server};
+use seattle_exporter_toolkit::{build_info, server};
 use seattle_node_exporter::config::Config;
 use seattle_node_exporter::discovery::Discovery;
 use seattle_node_exporter::prober::NodeProber;
 
+const PROGRAM: &str = "seattle_node_exporter";
+
 /// Prometheus exporter for Seattle node managers, advertise services, users and fleet discovery.
 #[derive(Parser)]
-#[command(name = "seattle_node_exporter", version = build_info::VERSION_LINE)]
+#[command(name = PROGRAM, version = build_info::VERSION_LINE)]
 struct Cli {
     #[command(flatten)]
     web: WebFlags,
@@ -28,35 +31,18 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(cli.web.log_level, cli.web.log_format) {
-        eprintln!("seattle_node_exporter: {e:#}");
-        return ExitCode::FAILURE;
-    }
-    let config = match &cli.web.config_file {
-        Some(path) => Config::load(path),
-        None => Config::builtin(),
+    let config = match server::start(PROGRAM, &cli.web, Config::load, Config::builtin) {
+        ControlFlow::Continue(config) => config,
+        ControlFlow::Break(exit) => return exit,
     };
-    let config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("seattle_node_exporter: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if cli.web.config_check {
-        println!("config OK");
-        return ExitCode::SUCCESS;
-    }
-
     let discovery = Discovery::new(&config);
-    let mut exporter =
-        server::Exporter::new("seattle_node_exporter").telemetry_path(&cli.web.telemetry_path);
+    let mut exporter = server::Exporter::new(PROGRAM).telemetry_path(&cli.web.telemetry_path);
     discovery.register(exporter.registry_mut());
     if let Some(dir) = &cli.install_dir {
         exporter = match seattle_node_exporter::local::register(exporter, dir) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("seattle_node_exporter: {e:#}");
+                eprintln!("{PROGRAM}: {e:#}");
                 return ExitCode::FAILURE;
             }
         };
@@ -75,11 +61,5 @@ async fn main() -> ExitCode {
     if config.discovery.enabled && !node_local_only {
         tokio::spawn(discovery.clone().run());
     }
-    match server::serve(router, &cli.web, ":19111").await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "exporter stopped");
-            ExitCode::FAILURE
-        }
-    }
+    server::serve_until_stopped(router, &cli.web, ":19111").await
 }

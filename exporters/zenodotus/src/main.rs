@@ -1,17 +1,20 @@
 //! `seattle_zenodotus_exporter`: flags, config, routes.
 
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 
 use clap::Parser;
 use seattle_exporter_toolkit::flags::{ProbeFlags, WebFlags};
 use seattle_exporter_toolkit::probe::ProbeOptions;
-use seattle_exporter_toolkit::{build_info, logging, server};
+use seattle_exporter_toolkit::{build_info, server};
 use seattle_zenodotus_exporter::config::Config;
 use seattle_zenodotus_exporter::prober::ZenodotusProber;
 
+const PROGRAM: &str = "seattle_zenodotus_exporter";
+
 /// Prometheus exporter for Zenodotus, the Seattle testbed's DNS server.
 #[derive(Parser)]
-#[command(name = "seattle_zenodotus_exporter", version = build_info::VERSION_LINE)]
+#[command(name = PROGRAM, version = build_info::VERSION_LINE)]
 struct Cli {
     #[command(flatten)]
     web: WebFlags,
@@ -22,26 +25,11 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(cli.web.log_level, cli.web.log_format) {
-        eprintln!("seattle_zenodotus_exporter: {e:#}");
-        return ExitCode::FAILURE;
-    }
-    let config = match &cli.web.config_file {
-        Some(path) => Config::load(path),
-        None => Config::builtin(),
+    let config = match server::start(PROGRAM, &cli.web, Config::load, Config::builtin) {
+        ControlFlow::Continue(config) => config,
+        ControlFlow::Break(exit) => return exit,
     };
-    let config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("seattle_zenodotus_exporter: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if cli.web.config_check {
-        println!("config OK");
-        return ExitCode::SUCCESS;
-    }
-    let router = server::Exporter::new("seattle_zenodotus_exporter")
+    let router = server::Exporter::new(PROGRAM)
         .telemetry_path(&cli.web.telemetry_path)
         // Targets are DNS names, not host:port.
         .probe_target_placeholder("name.zenodotus.poly.edu")
@@ -51,11 +39,5 @@ async fn main() -> ExitCode {
             ProbeOptions::from(&cli.probe),
         )
         .router();
-    match server::serve(router, &cli.web, ":19113").await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "exporter stopped");
-            ExitCode::FAILURE
-        }
-    }
+    server::serve_until_stopped(router, &cli.web, ":19113").await
 }
