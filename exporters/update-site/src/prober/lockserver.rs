@@ -9,13 +9,11 @@
 //!   the smallest `time_taken` (the lockserver runs on 127.0.0.1 of the clearinghouse host, so the
 //!   two clocks are the same clock), clamped at 0, and 0 when the list is empty.
 
-use futures::future::BoxFuture;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use seattle_exporter_toolkit::probe::{ProbeContext, ProbeFailure};
 
-use super::KindProber;
 use super::updatesite::unix_now;
 use crate::config::Module;
 use crate::http_client::HttpMetrics;
@@ -74,60 +72,58 @@ pub fn parse_status(v: &Value) -> Option<Status> {
     })
 }
 
-impl KindProber for LockserverProber {
-    fn probe<'a>(
-        &'a self,
-        target: &'a str,
-        module: &'a Module,
-        ctx: &'a ProbeContext,
-        registry: &'a mut Registry,
-    ) -> BoxFuture<'a, Result<(), ProbeFailure>> {
-        Box::pin(async move {
-            let metrics = HttpMetrics::register(registry);
-            let reply = call(
-                &module.http,
-                target,
-                "GetStatus",
-                &[],
-                ctx.deadline(),
-                Some(&metrics),
-            )
-            .await;
-            metrics.finish(registry);
-            let value = match reply? {
-                Reply::Fault { code, message } => {
-                    return Err(ProbeFailure::new(
-                        "xmlrpc_fault",
-                        format!("GetStatus fault {code}: {message}"),
-                    ));
-                }
-                Reply::Value(v) => v,
-            };
-            let status = parse_status(&value).ok_or_else(|| {
-                ProbeFailure::new("bad_reply", "GetStatus did not return the expected dict")
-            })?;
-            let held = Family::<[(&'static str, &'static str); 1], Gauge>::default();
-            held.get_or_create(&[("kind", "node")])
-                .set(status.node_locks as i64);
-            held.get_or_create(&[("kind", "user")])
-                .set(status.user_locks as i64);
-            registry.register("seattle_lockserver_locks_held", "Locks held now", held);
-            let sessions = Gauge::<i64>::default();
-            sessions.set(status.sessions as i64);
-            registry.register("seattle_lockserver_sessions", "Sessions open", sessions);
-            let age = F64Gauge::default();
-            age.set(
-                status
-                    .oldest_taken
-                    .map_or(0.0, |t| (unix_now() - t).max(0.0)),
-            );
-            registry.register(
-                "seattle_lockserver_oldest_lock_age_seconds",
-                "Age of the longest-held lock (0 when none)",
-                age,
-            );
-            Ok(())
-        })
+impl LockserverProber {
+    pub async fn probe(
+        &self,
+        target: &str,
+        module: &Module,
+        ctx: &ProbeContext,
+        registry: &mut Registry,
+        metrics: &HttpMetrics,
+    ) -> Result<(), ProbeFailure> {
+        let reply = call(
+            &module.http,
+            target,
+            "GetStatus",
+            &[],
+            ctx.deadline(),
+            Some(metrics),
+        )
+        .await;
+        metrics.finish(registry);
+        let value = match reply? {
+            Reply::Fault { code, message } => {
+                return Err(ProbeFailure::new(
+                    "xmlrpc_fault",
+                    format!("GetStatus fault {code}: {message}"),
+                ));
+            }
+            Reply::Value(v) => v,
+        };
+        let status = parse_status(&value).ok_or_else(|| {
+            ProbeFailure::new("bad_reply", "GetStatus did not return the expected dict")
+        })?;
+        let held = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        held.get_or_create(&[("kind", "node")])
+            .set(status.node_locks as i64);
+        held.get_or_create(&[("kind", "user")])
+            .set(status.user_locks as i64);
+        registry.register("seattle_lockserver_locks_held", "Locks held now", held);
+        let sessions = Gauge::<i64>::default();
+        sessions.set(status.sessions as i64);
+        registry.register("seattle_lockserver_sessions", "Sessions open", sessions);
+        let age = F64Gauge::default();
+        age.set(
+            status
+                .oldest_taken
+                .map_or(0.0, |t| (unix_now() - t).max(0.0)),
+        );
+        registry.register(
+            "seattle_lockserver_oldest_lock_age_seconds",
+            "Age of the longest-held lock (0 when none)",
+            age,
+        );
+        Ok(())
     }
 }
 

@@ -1,5 +1,5 @@
-//! The `/probe` modules. One prober per file behind [`KindProber`]; [`UpdateSiteProber`] is the
-//! single place that maps a module's `prober:` kind to its prober.
+//! The `/probe` modules. One prober per file, each an `async fn probe`; [`UpdateSiteProber`] is
+//! the single place that maps a module's `prober:` kind to its prober.
 
 mod cib;
 mod http;
@@ -11,21 +11,11 @@ use prometheus_client::registry::Registry;
 use seattle_exporter_toolkit::probe::{ProbeContext, ProbeFailure, Prober};
 
 use crate::config::{Kind, Module};
+use crate::http_client::HttpMetrics;
 pub use cib::CibProber;
 pub use http::HttpProber;
 pub use lockserver::LockserverProber;
 pub use updatesite::{UpdatesiteProber, metainfo_url, unix_now};
-
-/// One kind of module.
-pub trait KindProber: Send + Sync {
-    fn probe<'a>(
-        &'a self,
-        target: &'a str,
-        module: &'a Module,
-        ctx: &'a ProbeContext,
-        registry: &'a mut Registry,
-    ) -> BoxFuture<'a, Result<(), ProbeFailure>>;
-}
 
 /// Every kind, with the state they keep across probes (the signature verdict cache).
 #[derive(Default)]
@@ -34,17 +24,6 @@ pub struct UpdateSiteProber {
     http: HttpProber,
     cib: CibProber,
     lockserver: LockserverProber,
-}
-
-impl UpdateSiteProber {
-    fn of(&self, kind: Kind) -> &dyn KindProber {
-        match kind {
-            Kind::Updatesite => &self.updatesite,
-            Kind::Http => &self.http,
-            Kind::Cib => &self.cib,
-            Kind::Lockserver => &self.lockserver,
-        }
-    }
 }
 
 impl Prober for UpdateSiteProber {
@@ -57,6 +36,23 @@ impl Prober for UpdateSiteProber {
         ctx: &'a ProbeContext,
         registry: &'a mut Registry,
     ) -> BoxFuture<'a, Result<(), ProbeFailure>> {
-        self.of(module.kind).probe(target, module, ctx, registry)
+        Box::pin(async move {
+            // Every kind speaks HTTP, so every answer starts with the same `seattle_http_*` set.
+            let http = HttpMetrics::register(registry);
+            match module.kind {
+                Kind::Updatesite => {
+                    self.updatesite
+                        .probe(target, module, ctx, registry, &http)
+                        .await
+                }
+                Kind::Http => self.http.probe(target, module, ctx, registry, &http).await,
+                Kind::Cib => self.cib.probe(target, module, ctx, registry, &http).await,
+                Kind::Lockserver => {
+                    self.lockserver
+                        .probe(target, module, ctx, registry, &http)
+                        .await
+                }
+            }
+        })
     }
 }

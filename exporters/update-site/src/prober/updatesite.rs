@@ -2,7 +2,6 @@
 //! with the trusted key (verdict cached), and with `full_check` fetch every listed file.
 
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -11,7 +10,6 @@ use seattle_protocol::metainfo::FileEntry;
 use sha1::{Digest, Sha1};
 use tokio::time::Instant;
 
-use super::KindProber;
 use crate::config::Module;
 use crate::http_client::{Fetch, HttpClient, HttpMetrics, expect_2xx};
 use crate::metainfo_check::{NotMetainfo, VerdictCache};
@@ -84,155 +82,153 @@ async fn check_file(
     }
 }
 
-impl KindProber for UpdatesiteProber {
-    fn probe<'a>(
-        &'a self,
-        target: &'a str,
-        module: &'a Module,
-        ctx: &'a ProbeContext,
-        registry: &'a mut Registry,
-    ) -> BoxFuture<'a, Result<(), ProbeFailure>> {
-        Box::pin(async move {
-            let opts = &module.updatesite;
-            let metrics = HttpMetrics::register(registry);
-            // With full_check these always exist, 0 until counted (docs/metrics.md).
-            let checked = Gauge::<i64>::default();
-            let mismatched = Family::<[(&'static str, &'static str); 1], Gauge>::default();
-            if opts.full_check {
-                for kind in ["sha1", "size", "missing"] {
-                    let _ = mismatched.get_or_create(&[("kind", kind)]);
-                }
-                registry.register(
-                    "seattle_updatesite_files_checked",
-                    "Files fetched by the full check",
-                    checked.clone(),
-                );
-                registry.register(
-                    "seattle_updatesite_files_mismatched",
-                    "Full check: files whose hash or size differ or that could not be fetched",
-                    mismatched.clone(),
-                );
+impl UpdatesiteProber {
+    pub async fn probe(
+        &self,
+        target: &str,
+        module: &Module,
+        ctx: &ProbeContext,
+        registry: &mut Registry,
+        metrics: &HttpMetrics,
+    ) -> Result<(), ProbeFailure> {
+        let opts = &module.updatesite;
+        // With full_check these always exist, 0 until counted (docs/metrics.md).
+        let checked = Gauge::<i64>::default();
+        let mismatched = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        if opts.full_check {
+            for kind in ["sha1", "size", "missing"] {
+                let _ = mismatched.get_or_create(&[("kind", kind)]);
             }
-
-            let url = metainfo_url(target);
-            ctx.log(format_args!("fetching {url}"));
-            let resp = module
-                .http
-                .fetch(&Fetch::get(&url), ctx.deadline(), Some(&metrics))
-                .await;
-            metrics.finish(registry);
-            let resp = resp?;
-            expect_2xx(&resp)?;
-
-            let (a, hit) = self
-                .cache
-                .analyze(
-                    resp.body.clone(),
-                    opts.trusted_key.clone(),
-                    opts.trusted_key_digest,
-                )
-                .await
-                .map_err(not_metainfo_failure)?;
-            ctx.log(format_args!(
-                "metainfo lists {} files; signature verdict {} ({})",
-                a.files.len(),
-                a.signature_valid,
-                if hit { "cached" } else { "computed" }
-            ));
-            let valid = Gauge::<i64>::default();
-            valid.set(i64::from(a.signature_valid));
             registry.register(
-                "seattle_updatesite_metainfo_signature_valid",
-                "1 if the signature verifies with the trusted key",
-                valid,
+                "seattle_updatesite_files_checked",
+                "Files fetched by the full check",
+                checked.clone(),
             );
-            for (name, help, v) in [
-                (
-                    "seattle_updatesite_metainfo_signed_timestamp_seconds",
-                    "Signing time of the metainfo",
-                    a.timestamp,
-                ),
-                (
-                    "seattle_updatesite_metainfo_expiry_timestamp_seconds",
-                    "Signature expiration of the metainfo",
-                    a.expiration,
-                ),
-            ] {
-                if let Some(v) = v {
-                    let g = F64Gauge::default();
-                    g.set(v);
-                    registry.register(name, help, g);
-                }
-            }
-            let files = Gauge::<i64>::default();
-            files.set(a.files.len() as i64);
-            registry.register("seattle_updatesite_metainfo_files", "Files listed", files);
+            registry.register(
+                "seattle_updatesite_files_mismatched",
+                "Full check: files whose hash or size differ or that could not be fetched",
+                mismatched.clone(),
+            );
+        }
 
-            if !a.signature_valid {
-                let why = if a.untrusted_key {
-                    "signed with another key than the trusted one"
-                } else {
-                    "signature does not verify"
-                };
-                return Err(ProbeFailure::new("signature_invalid", why));
-            }
-            if a.expired(unix_now()) {
-                return Err(ProbeFailure::new(
-                    "metainfo_expired",
-                    format!("expired at {:?}", a.expiration),
-                ));
-            }
-            if !opts.full_check {
-                return Ok(());
-            }
+        let url = metainfo_url(target);
+        ctx.log(format_args!("fetching {url}"));
+        let resp = module
+            .http
+            .fetch(&Fetch::get(&url), ctx.deadline(), Some(metrics))
+            .await;
+        metrics.finish(registry);
+        let resp = resp?;
+        expect_2xx(&resp)?;
 
-            let deadline = ctx.deadline();
-            let max_bytes = opts.full_check_max_file_bytes;
-            // Owned copies: the futures must not borrow across the stream (and files are few).
-            let candidates: Vec<FileEntry> = a
-                .files
-                .iter()
-                .take(opts.full_check_max_files)
-                .filter(|f| f.size <= max_bytes)
-                .cloned()
-                .collect();
-            if candidates.len() < a.files.len() {
-                ctx.log(format_args!(
-                    "full check skips {} files (over the file count or size cap)",
-                    a.files.len() - candidates.len()
-                ));
+        let (a, hit) = self
+            .cache
+            .analyze(
+                resp.body.clone(),
+                opts.trusted_key.clone(),
+                opts.trusted_key_digest,
+            )
+            .await
+            .map_err(not_metainfo_failure)?;
+        ctx.log(format_args!(
+            "metainfo lists {} files; signature verdict {} ({})",
+            a.files.len(),
+            a.signature_valid,
+            if hit { "cached" } else { "computed" }
+        ));
+        let valid = Gauge::<i64>::default();
+        valid.set(i64::from(a.signature_valid));
+        registry.register(
+            "seattle_updatesite_metainfo_signature_valid",
+            "1 if the signature verifies with the trusted key",
+            valid,
+        );
+        for (name, help, v) in [
+            (
+                "seattle_updatesite_metainfo_signed_timestamp_seconds",
+                "Signing time of the metainfo",
+                a.timestamp,
+            ),
+            (
+                "seattle_updatesite_metainfo_expiry_timestamp_seconds",
+                "Signature expiration of the metainfo",
+                a.expiration,
+            ),
+        ] {
+            if let Some(v) = v {
+                let g = F64Gauge::default();
+                g.set(v);
+                registry.register(name, help, g);
             }
-            let checks = candidates.into_iter().map(|f| {
-                let http = module.http.clone();
-                let base = target.to_string();
-                async move {
-                    let outcome = check_file(&http, &base, &f, max_bytes, deadline).await;
-                    (f, outcome)
-                }
-            });
-            let mut outcomes =
-                futures::stream::iter(checks).buffer_unordered(opts.full_check_concurrency);
-            let mut bad = 0;
-            while let Some((f, outcome)) = outcomes.next().await {
-                checked.inc();
-                let kind = match outcome {
-                    FileOutcome::Ok => continue,
-                    FileOutcome::Sha1 => "sha1",
-                    FileOutcome::Size => "size",
-                    FileOutcome::Missing => "missing",
-                };
-                bad += 1;
-                ctx.log(format_args!("{}: {kind} mismatch", f.path));
-                mismatched.get_or_create(&[("kind", kind)]).inc();
+        }
+        let files = Gauge::<i64>::default();
+        files.set(a.files.len() as i64);
+        registry.register("seattle_updatesite_metainfo_files", "Files listed", files);
+
+        if !a.signature_valid {
+            let why = if a.untrusted_key {
+                "signed with another key than the trusted one"
+            } else {
+                "signature does not verify"
+            };
+            return Err(ProbeFailure::new("signature_invalid", why));
+        }
+        if a.expired(unix_now()) {
+            return Err(ProbeFailure::new(
+                "metainfo_expired",
+                format!("expired at {:?}", a.expiration),
+            ));
+        }
+        if !opts.full_check {
+            return Ok(());
+        }
+
+        let deadline = ctx.deadline();
+        let max_bytes = opts.full_check_max_file_bytes;
+        // Owned copies: the futures must not borrow across the stream (and files are few).
+        let candidates: Vec<FileEntry> = a
+            .files
+            .iter()
+            .take(opts.full_check_max_files)
+            .filter(|f| f.size <= max_bytes)
+            .cloned()
+            .collect();
+        if candidates.len() < a.files.len() {
+            ctx.log(format_args!(
+                "full check skips {} files (over the file count or size cap)",
+                a.files.len() - candidates.len()
+            ));
+        }
+        let checks = candidates.into_iter().map(|f| {
+            let http = module.http.clone();
+            let base = target.to_string();
+            async move {
+                let outcome = check_file(&http, &base, &f, max_bytes, deadline).await;
+                (f, outcome)
             }
-            if bad > 0 {
-                return Err(ProbeFailure::new(
-                    "files_mismatched",
-                    format!("{bad} files differ from the metainfo"),
-                ));
-            }
-            Ok(())
-        })
+        });
+        let mut outcomes =
+            futures::stream::iter(checks).buffer_unordered(opts.full_check_concurrency);
+        let mut bad = 0;
+        while let Some((f, outcome)) = outcomes.next().await {
+            checked.inc();
+            let kind = match outcome {
+                FileOutcome::Ok => continue,
+                FileOutcome::Sha1 => "sha1",
+                FileOutcome::Size => "size",
+                FileOutcome::Missing => "missing",
+            };
+            bad += 1;
+            ctx.log(format_args!("{}: {kind} mismatch", f.path));
+            mismatched.get_or_create(&[("kind", kind)]).inc();
+        }
+        if bad > 0 {
+            return Err(ProbeFailure::new(
+                "files_mismatched",
+                format!("{bad} files differ from the metainfo"),
+            ));
+        }
+        Ok(())
     }
 }
 
