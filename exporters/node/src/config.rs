@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use seattle_exporter_toolkit::config::{ConfigError, Spanned, load_yaml, parse_yaml};
+use seattle_exporter_toolkit::config::{ConfigError, Location, Spanned, load_yaml, parse_yaml};
 use seattle_protocol::advertise::Service;
 use seattle_protocol::keys::PublicKey;
 use serde::Deserialize;
@@ -358,23 +358,38 @@ fn duration_field(
     }
 }
 
-/// Rejects an option given to a module of another kind.
-fn not_for<T>(
-    file: &Path,
-    module: &str,
-    kind: Kind,
-    option: &Option<Spanned<T>>,
-    name: &str,
-) -> Result<(), ConfigError> {
-    match option {
-        Some(o) => Err(err(
-            file,
-            o,
-            format!("modules.{module}.{name}"),
-            format!("not an option of kind {kind:?}").to_lowercase(),
-        )),
-        None => Ok(()),
-    }
+/// Where an option was given, if it was.
+fn given<T>(option: &Option<Spanned<T>>) -> Option<Location> {
+    option.as_ref().map(|o| o.referenced)
+}
+
+/// The options only some kinds take: (name, the kinds taking it, where it was given). Checked
+/// in this order, so the first one of another kind is the one reported.
+fn kind_options(m: &ModuleFile) -> [(&'static str, &'static [Kind], Option<Location>); 8] {
+    use Kind::{Advertise, Nodemanager, Users};
+    [
+        (
+            "get_vessel_resources",
+            &[Nodemanager],
+            given(&m.get_vessel_resources),
+        ),
+        (
+            "resource_concurrency",
+            &[Nodemanager],
+            given(&m.resource_concurrency),
+        ),
+        ("protocol", &[Advertise, Users], given(&m.protocol)),
+        ("ttl_seconds", &[Advertise], given(&m.ttl_seconds)),
+        ("lookups", &[Advertise], given(&m.lookups)),
+        ("max_nodes_per_user", &[Users], given(&m.max_nodes_per_user)),
+        ("node_concurrency", &[Users], given(&m.node_concurrency)),
+        // Not nodemanager: the node-manager client's reply cap is shared by every module.
+        (
+            "max_reply_bytes",
+            &[Advertise, Users],
+            given(&m.max_reply_bytes),
+        ),
+    ]
 }
 
 fn in_range(
@@ -408,21 +423,20 @@ fn resolve_module(file: &Path, name: &str, m: &ModuleFile) -> Result<Module, Con
             advertise::DEFAULT_LOOKUP_MAX_REPLY,
         )
     };
+    for (option, kinds, at) in kind_options(m) {
+        if let Some(at) = at
+            && !kinds.contains(&kind)
+        {
+            return Err(ConfigError::at_location(
+                file,
+                at,
+                Some(field(option)),
+                format!("not an option of kind {kind:?}").to_lowercase(),
+            ));
+        }
+    }
     Ok(match kind {
         Kind::Nodemanager => {
-            not_for(file, name, kind, &m.protocol, "protocol")?;
-            not_for(file, name, kind, &m.ttl_seconds, "ttl_seconds")?;
-            not_for(file, name, kind, &m.lookups, "lookups")?;
-            not_for(
-                file,
-                name,
-                kind,
-                &m.max_nodes_per_user,
-                "max_nodes_per_user",
-            )?;
-            not_for(file, name, kind, &m.node_concurrency, "node_concurrency")?;
-            // The node-manager client's reply cap is shared by every module.
-            not_for(file, name, kind, &m.max_reply_bytes, "max_reply_bytes")?;
             Module::Nodemanager(NodemanagerModule {
                 get_vessel_resources: m.get_vessel_resources.as_ref().is_some_and(|b| b.value),
                 // The node manager serves one request at a time; more than 3 in parallel only
@@ -437,28 +451,6 @@ fn resolve_module(file: &Path, name: &str, m: &ModuleFile) -> Result<Module, Con
             })
         }
         Kind::Advertise => {
-            not_for(
-                file,
-                name,
-                kind,
-                &m.get_vessel_resources,
-                "get_vessel_resources",
-            )?;
-            not_for(
-                file,
-                name,
-                kind,
-                &m.resource_concurrency,
-                "resource_concurrency",
-            )?;
-            not_for(
-                file,
-                name,
-                kind,
-                &m.max_nodes_per_user,
-                "max_nodes_per_user",
-            )?;
-            not_for(file, name, kind, &m.node_concurrency, "node_concurrency")?;
             let ttl = match &m.ttl_seconds {
                 None => advertise::DEFAULT_TTL_SECONDS,
                 Some(t) if (1..=86_400).contains(&t.value) => t.value,
@@ -473,42 +465,24 @@ fn resolve_module(file: &Path, name: &str, m: &ModuleFile) -> Result<Module, Con
                 max_reply_bytes: max_reply()?,
             })
         }
-        Kind::Users => {
-            not_for(
+        Kind::Users => Module::Users(UsersModule {
+            protocol: m.protocol.as_ref().map_or(Protocol::Tcp, |p| p.value),
+            max_nodes_per_user: in_range(
                 file,
-                name,
-                kind,
-                &m.get_vessel_resources,
-                "get_vessel_resources",
-            )?;
-            not_for(
+                &m.max_nodes_per_user,
+                field("max_nodes_per_user"),
+                1..=10_000,
+                users::DEFAULT_MAX_NODES_PER_USER,
+            )?,
+            node_concurrency: in_range(
                 file,
-                name,
-                kind,
-                &m.resource_concurrency,
-                "resource_concurrency",
-            )?;
-            not_for(file, name, kind, &m.ttl_seconds, "ttl_seconds")?;
-            not_for(file, name, kind, &m.lookups, "lookups")?;
-            Module::Users(UsersModule {
-                protocol: m.protocol.as_ref().map_or(Protocol::Tcp, |p| p.value),
-                max_nodes_per_user: in_range(
-                    file,
-                    &m.max_nodes_per_user,
-                    field("max_nodes_per_user"),
-                    1..=10_000,
-                    users::DEFAULT_MAX_NODES_PER_USER,
-                )?,
-                node_concurrency: in_range(
-                    file,
-                    &m.node_concurrency,
-                    field("node_concurrency"),
-                    1..=1024,
-                    users::DEFAULT_NODE_CONCURRENCY,
-                )?,
-                max_reply_bytes: max_reply()?,
-            })
-        }
+                &m.node_concurrency,
+                field("node_concurrency"),
+                1..=1024,
+                users::DEFAULT_NODE_CONCURRENCY,
+            )?,
+            max_reply_bytes: max_reply()?,
+        }),
     })
 }
 
@@ -796,6 +770,72 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
+    }
+
+    #[test]
+    fn options_of_another_kind_are_errors_in_a_fixed_order() {
+        let p = Path::new("node.yml");
+        let all = [
+            "get_vessel_resources: true",
+            "resource_concurrency: 1",
+            "max_reply_bytes: 1024",
+            "protocol: tcp",
+            "ttl_seconds: 5",
+            "lookups: true",
+            "max_nodes_per_user: 1",
+            "node_concurrency: 1",
+        ];
+        let rejected = |kind: &str| {
+            let mut options = all.to_vec();
+            let mut fields = Vec::new();
+            loop {
+                let mut text = format!("modules:\n  m:\n    kind: {kind}\n");
+                for o in &options {
+                    text.push_str(&format!("    {o}\n"));
+                }
+                let Err(e) = Config::parse(p, &text) else {
+                    return fields;
+                };
+                assert_eq!(e.message, format!("not an option of kind {kind}"), "{e}");
+                let field = e.field.clone().unwrap();
+                let option = field.strip_prefix("modules.m.").unwrap().to_string();
+                let i = options
+                    .iter()
+                    .position(|o| o.starts_with(&format!("{option}:")));
+                assert_eq!(e.line, Some(4 + i.unwrap() as u64), "{e}");
+                options.remove(i.unwrap());
+                fields.push(option);
+            }
+        };
+        assert_eq!(
+            rejected("nodemanager"),
+            [
+                "protocol",
+                "ttl_seconds",
+                "lookups",
+                "max_nodes_per_user",
+                "node_concurrency",
+                "max_reply_bytes"
+            ]
+        );
+        assert_eq!(
+            rejected("advertise"),
+            [
+                "get_vessel_resources",
+                "resource_concurrency",
+                "max_nodes_per_user",
+                "node_concurrency"
+            ]
+        );
+        assert_eq!(
+            rejected("users"),
+            [
+                "get_vessel_resources",
+                "resource_concurrency",
+                "ttl_seconds",
+                "lookups"
+            ]
+        );
     }
 
     #[test]
