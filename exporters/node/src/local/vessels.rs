@@ -17,17 +17,6 @@ use super::install;
 /// A `Started` status not refreshed for this long means the sandbox stopped reporting.
 pub const STALE_AFTER_SECONDS: f64 = 15.0;
 
-/// The bounded status label values, as the `nodemanager` probe's.
-pub const STATUS_LABELS: &[&str] = &[
-    "fresh",
-    "started",
-    "stopped",
-    "terminated",
-    "thread_err",
-    "stale",
-    "other",
-];
-
 /// A status file name split into (prefix, status, unix time); None when it is not one.
 pub fn parse_status_file_name(name: &str) -> Option<(&str, &str, f64)> {
     let (rest, time) = name.rsplit_once('-')?;
@@ -39,7 +28,8 @@ pub fn parse_status_file_name(name: &str) -> Option<(&str, &str, f64)> {
     Some((prefix, status, time))
 }
 
-/// The label for a status written at `written` (unix seconds), seen at `now`.
+/// The label for a status written at `written` (unix seconds), seen at `now`: one of the
+/// `nodemanager` probe's [`STATUSES`](crate::prober::nodemanager::STATUSES).
 pub fn status_label(status: &str, written: Option<f64>, now: f64) -> &'static str {
     match status {
         "Fresh" => "fresh",
@@ -187,7 +177,11 @@ mod tests {
             "Stale",
             "x",
         ] {
-            assert!(STATUS_LABELS.contains(&status_label(s, Some(0.0), 100.0)));
+            assert!(crate::prober::nodemanager::STATUSES.contains(&status_label(
+                s,
+                Some(0.0),
+                100.0
+            )));
         }
     }
 }
