@@ -34,13 +34,8 @@ impl VesselStatus {
     /// The wire text.
     pub fn as_str(&self) -> &str {
         match self {
-            VesselStatus::Fresh => "Fresh",
-            VesselStatus::Started => "Started",
-            VesselStatus::Stopped => "Stopped",
-            VesselStatus::Terminated => "Terminated",
-            VesselStatus::ThreadErr => "ThreadErr",
-            VesselStatus::Stale => "Stale",
             VesselStatus::Unknown(s) => s,
+            known => known.label(),
         }
     }
 
