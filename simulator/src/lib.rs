@@ -29,7 +29,6 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::task::AbortHandle;
 
 use crate::advertise::{Clock, Store, TcpServer, UdpServer};
 use crate::keys::KeyPair;
@@ -96,7 +95,8 @@ pub struct HttpService {
     /// An HTTPS listener serving the same pages, stopped and started with the plain one.
     https: Option<HttpsListener>,
     pub behaviour: Mutex<Behaviour>,
-    handles: Mutex<Vec<AbortHandle>>,
+    /// The serving tasks, awaited when stopped so that the port is closed on return.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     slow: Duration,
 }
 
@@ -127,7 +127,7 @@ impl HttpService {
                 acceptor,
             }),
             behaviour: Mutex::new(Behaviour::Normal),
-            handles: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
             slow,
         })
     }
@@ -173,32 +173,31 @@ impl HttpService {
             ));
         let mut tasks = vec![];
         if let Some((l, acceptor)) = tls_listener {
-            tasks.push(tokio::spawn(tls::serve(l, acceptor, app.clone())).abort_handle());
+            tasks.push(tokio::spawn(tls::serve(l, acceptor, app.clone())));
         }
-        tasks.push(
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            })
-            .abort_handle(),
-        );
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
         let old = std::mem::replace(
-            &mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()),
+            &mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()),
             tasks,
         );
-        for h in old {
-            h.abort();
+        for t in old {
+            t.abort();
         }
         Ok(())
     }
 
-    fn stop(&self) {
-        for h in self
-            .handles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            h.abort();
+    /// Stops listening. Waits for the serving tasks to end: an abort only takes effect at their
+    /// next poll, and until then a client's connect would still land in the old backlog (and be
+    /// reset rather than refused).
+    async fn stop(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
         }
     }
 
@@ -209,7 +208,7 @@ impl HttpService {
             b,
         );
         if b == Behaviour::Down {
-            self.stop();
+            self.stop().await;
         } else if was == Behaviour::Down {
             self.start().await?;
         }
