@@ -401,11 +401,15 @@ fn process_running_flips_with_a_child_running_nmmain() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let up = running(&c);
+    // spawn() returns once exec has begun, when the child's command line can still be empty for
+    // a moment (the collector classifies it again on a later scrape): poll, as Prometheus would.
+    let up = wait_until(Duration::from_secs(5), "nmmain.py seen running", || {
+        running(&c).then_some(())
+    });
     let text = text_of(&c);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(up);
+    up.unwrap();
     let text = text.unwrap();
     assert_eq!(
         sample(
