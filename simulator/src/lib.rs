@@ -149,19 +149,14 @@ impl HttpService {
         ))
     }
 
+    /// Starts listening; only called while stopped (at start-up, or leaving `down`).
     async fn start(self: &Arc<Self>) -> std::io::Result<()> {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, self.port.load(Ordering::Relaxed))).await?;
-        self.port
-            .store(listener.local_addr()?.port(), Ordering::Relaxed);
+        let listener = bind_keeping_port(&self.port).await?;
         let tls_listener = match &self.https {
-            Some(https) => {
-                let l =
-                    TcpListener::bind((Ipv4Addr::LOCALHOST, https.port.load(Ordering::Relaxed)))
-                        .await?;
-                https.port.store(l.local_addr()?.port(), Ordering::Relaxed);
-                Some((l, https.acceptor.clone()))
-            }
+            Some(https) => Some((
+                bind_keeping_port(&https.port).await?,
+                https.acceptor.clone(),
+            )),
             None => None,
         };
         let app = self
@@ -178,13 +173,7 @@ impl HttpService {
         tasks.push(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }));
-        let old = std::mem::replace(
-            &mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()),
-            tasks,
-        );
-        for t in old {
-            t.abort();
-        }
+        *self.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
         Ok(())
     }
 
@@ -214,6 +203,13 @@ impl HttpService {
         }
         Ok(())
     }
+}
+
+/// Binds 127.0.0.1 on `port` (0 = any) and keeps the port bound, so that a restart reuses it.
+async fn bind_keeping_port(port: &AtomicU16) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port.load(Ordering::Relaxed))).await?;
+    port.store(listener.local_addr()?.port(), Ordering::Relaxed);
+    Ok(listener)
 }
 
 async fn http_behaviour(State(svc): State<Arc<HttpService>>, req: Request, next: Next) -> Response {

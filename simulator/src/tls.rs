@@ -17,7 +17,7 @@ use tower::ServiceExt;
 
 /// How long the leaf certificate is valid from start-up: Let's Encrypt's 90 days, what the
 /// production sites renew on.
-pub const LEAF_VALIDITY: Duration = Duration::from_secs(90 * 86400);
+pub const LEAF_VALIDITY: time::Duration = time::Duration::days(90);
 
 /// A handshake that has not finished by then is dropped (a client that connects and says nothing
 /// must not hold a task forever).
@@ -56,7 +56,7 @@ impl Identity {
             SanType::DnsName("localhost".try_into().context("SAN")?),
         ];
         leaf.not_before = now - time::Duration::hours(1);
-        leaf.not_after = now + time::Duration::seconds(LEAF_VALIDITY.as_secs() as i64);
+        leaf.not_after = now + LEAF_VALIDITY;
         let not_after = leaf.not_after.unix_timestamp();
         let leaf_cert = leaf
             .signed_by(&leaf_key, &ca_cert, &ca_key)
