@@ -1,7 +1,8 @@
 //! Advertise codec (SEATTLE.md C.2, C.4, D.2) against traffic captured from the real clients
 //! and servers.
 
-use base64::Engine;
+mod golden;
+
 use seattle_protocol::advertise::codec::{
     Request, decode_get_reply, decode_put_reply, decode_request, decode_udp_get_reply,
     decode_udp_put_reply, decode_udp_request, encode_get_reply, encode_put_reply, encode_request,
@@ -12,25 +13,6 @@ use seattle_protocol::advertise::node_address::{
 };
 use seattle_protocol::framing::{DEFAULT_MAX_PAYLOAD, Frame, decode_frame};
 use seattle_protocol::serialize::Value;
-
-fn lines(name: &str) -> Vec<serde_json::Value> {
-    let path = format!(
-        "{}/../../../shared/seattle-golden/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
-}
-
-fn b64(v: &serde_json::Value, field: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(v[field].as_str().unwrap_or(""))
-        .expect("base64")
-}
 
 /// First frame's payload, if the bytes start with a complete valid frame.
 fn payload(framed: &[u8]) -> Option<Vec<u8>> {
@@ -56,9 +38,10 @@ const PYSERVER_DIFFERS: [&str; 2] = ["Python long", "list instead of tuple"];
 fn tcp_sessions_both_directions() {
     for server in SERVERS {
         let mut get_results = Vec::new();
-        for rec in lines(&format!("advertise_{server}_session_tcp.jsonl")) {
-            let request = payload(&b64(&rec, "client_to_server_b64")).expect("request frame");
-            let reply = payload(&b64(&rec, "server_to_client_b64")).expect("reply frame");
+        for rec in golden::jsonl(&format!("advertise_{server}_session_tcp.jsonl")) {
+            let request =
+                payload(&golden::b64(&rec, "client_to_server_b64")).expect("request frame");
+            let reply = payload(&golden::b64(&rec, "server_to_client_b64")).expect("reply frame");
             let decoded = decode_request(&request).expect("server-side decode");
             assert_eq!(encode_request(&decoded), request, "{server}: request bytes");
             match decoded {
@@ -76,7 +59,7 @@ fn tcp_sessions_both_directions() {
         // Each lookup the real client reported is, in order, one of the captured GET replies.
         let mut replies = get_results.iter();
         let mut matched = 0;
-        for call in lines(&format!("advertise_{server}_client_calls.jsonl")) {
+        for call in golden::jsonl(&format!("advertise_{server}_client_calls.jsonl")) {
             let result = call["result_repr"].as_str().unwrap_or("");
             if !result.starts_with('[') {
                 continue;
@@ -100,10 +83,10 @@ fn raw_probes_rejected_like_the_real_servers() {
     for server in SERVERS {
         let mut accepted = 0;
         let mut rejected = 0;
-        for rec in lines(&format!("advertise_{server}_raw_probes.jsonl")) {
+        for rec in golden::jsonl(&format!("advertise_{server}_raw_probes.jsonl")) {
             let case = rec["case"].as_str().unwrap_or("");
-            let answered = !b64(&rec, "received_b64").is_empty();
-            let ours = payload(&b64(&rec, "sent_b64")).map(|p| decode_request(&p));
+            let answered = !golden::b64(&rec, "received_b64").is_empty();
+            let ours = payload(&golden::b64(&rec, "sent_b64")).map(|p| decode_request(&p));
             let we_accept = matches!(ours, Some(Ok(_)));
             let differs = server == "pyserver" && PYSERVER_DIFFERS.iter().any(|c| case.contains(c));
             assert_eq!(
@@ -127,7 +110,7 @@ fn raw_probes_rejected_like_the_real_servers() {
 /// UDP datagrams: request ids survive, replies match ids, both sides re-encode byte for byte.
 #[test]
 fn udp_datagrams_both_directions() {
-    let datagrams = lines("advertise_udp_datagrams.jsonl");
+    let datagrams = golden::jsonl("advertise_udp_datagrams.jsonl");
     assert_eq!(datagrams.len() % 2, 0);
     let mut pairs = 0;
     for pair in datagrams.chunks(2) {
@@ -137,8 +120,8 @@ fn udp_datagrams_both_directions() {
             pair[1]["peer_port"], 10102,
             "reply comes from the server port"
         );
-        let request = b64(&pair[0], "b64");
-        let reply = b64(&pair[1], "b64");
+        let request = golden::b64(&pair[0], "b64");
+        let reply = golden::b64(&pair[1], "b64");
         let (decoded, id) = decode_udp_request(&request).expect("UDP request");
         let id_num = id
             .as_i64()
@@ -170,8 +153,8 @@ fn node_manager_announcements() {
     let mut direct = 0;
     let mut affix = 0;
     let mut stacks = 0;
-    for rec in lines("nodemanager_advertise_put_requests.jsonl") {
-        let framed = b64(&rec, "session_framed_b64");
+    for rec in golden::jsonl("nodemanager_advertise_put_requests.jsonl") {
+        let framed = golden::b64(&rec, "session_framed_b64");
         let request = payload(&framed).expect("frame");
         let Ok(Request::Put { key, value, ttl }) = decode_request(&request) else {
             panic!("not a PUT: {rec}")
@@ -209,9 +192,9 @@ fn node_manager_announcements() {
 
 #[test]
 fn node_manager_lookup_results() {
-    for rec in lines("nodemanager_advertised_affix.jsonl")
+    for rec in golden::jsonl("nodemanager_advertised_affix.jsonl")
         .into_iter()
-        .chain(lines("nodemanager_advertised_noaffix.jsonl"))
+        .chain(golden::jsonl("nodemanager_advertised_noaffix.jsonl"))
     {
         let key = rec["advertise_key"].as_str().unwrap_or("");
         let values: Vec<&str> = rec["lookup_result"]
@@ -239,7 +222,7 @@ fn node_manager_lookup_results() {
 #[test]
 fn state_key_requests() {
     let mut n = 0;
-    for rec in lines("clearinghouse_state_keys.jsonl") {
+    for rec in golden::jsonl("clearinghouse_state_keys.jsonl") {
         let key = rec["advertise_key"]
             .as_str()
             .expect("key")

@@ -1,32 +1,11 @@
 //! Session framing (SEATTLE.md A.1) against bytes captured from the real servers.
 
-use base64::Engine;
+mod golden;
+
 use seattle_protocol::framing::{
     DEFAULT_MAX_PAYLOAD, Frame, FrameError, decode_frame, encode_frame, read_frame,
     read_frame_until, write_frame,
 };
-
-fn golden(name: &str) -> String {
-    let path = format!(
-        "{}/../../../shared/seattle-golden/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn lines(name: &str) -> Vec<serde_json::Value> {
-    golden(name)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
-}
-
-fn b64(v: &serde_json::Value, field: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(v[field].as_str().unwrap_or(""))
-        .expect("base64")
-}
 
 /// Every captured exchange: what each side sent is one well-formed frame that re-encodes to
 /// the same bytes (all Seattle senders write plain decimal headers).
@@ -39,9 +18,9 @@ fn captured_sessions_are_single_canonical_frames() {
         "advertise_pyserver_session_tcp.jsonl",
         "nodemanager_session_tcp.jsonl",
     ] {
-        for rec in lines(file) {
+        for rec in golden::jsonl(file) {
             for field in ["client_to_server_b64", "server_to_client_b64"] {
-                let bytes = b64(&rec, field);
+                let bytes = golden::b64(&rec, field);
                 if bytes.is_empty() {
                     continue;
                 }
@@ -72,13 +51,13 @@ fn raw_probe_headers_accepted_or_rejected_like_the_real_reader() {
         "advertise_pyserver_raw_probes.jsonl",
         "nodemanager_raw_probes.jsonl",
     ] {
-        for rec in lines(file) {
+        for rec in golden::jsonl(file) {
             let case = rec["case"].as_str().unwrap_or("").to_string();
             if rec.get("sent_b64").is_none() {
                 continue;
             }
-            let sent = b64(&rec, "sent_b64");
-            let received = b64(&rec, "received_b64");
+            let sent = golden::b64(&rec, "sent_b64");
+            let received = golden::b64(&rec, "received_b64");
             let decoded = decode_frame(&sent, DEFAULT_MAX_PAYLOAD);
             if !received.is_empty() {
                 assert!(

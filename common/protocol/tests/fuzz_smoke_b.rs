@@ -1,6 +1,8 @@
 //! Fuzz smoke under `cargo test`: arbitrary and mutated-golden bytes into every decoder of
 //! half B. The property is "returns, never panics"; a panic fails the test.
 
+mod golden;
+
 use proptest::prelude::*;
 use seattle_protocol::keys::{PrivateKey, PublicKey};
 use seattle_protocol::metainfo::Metainfo;
@@ -8,14 +10,6 @@ use seattle_protocol::nodemanager::codec;
 use seattle_protocol::nodemanager::{GetVessels, Resources};
 use seattle_protocol::signeddata;
 use seattle_protocol::vesselinfo::VesselInfo;
-
-fn golden_bytes(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../shared/seattle-golden/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// Every decoder; results are used so nothing is optimised away.
 fn decode_all(bytes: &[u8]) -> usize {
@@ -66,7 +60,7 @@ const SEEDS: [&str; 9] = [
 fn golden_seeds_decode() {
     // Sanity: the seeds themselves decode somewhere, so mutations start from valid input.
     for name in SEEDS {
-        assert!(decode_all(&golden_bytes(name)) > 0, "{name}");
+        assert!(decode_all(&golden::bytes(name)) > 0, "{name}");
     }
 }
 
@@ -100,7 +94,7 @@ proptest! {
         seed in 0..SEEDS.len(),
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
     ) {
-        let mut bytes = golden_bytes(SEEDS[seed]);
+        let mut bytes = golden::bytes(SEEDS[seed]);
         for (at, byte, op) in edits {
             if bytes.is_empty() {
                 bytes.push(byte);

@@ -1,19 +1,13 @@
 //! Key strings and advertise keys against the real `rsa.r2py` output (golden files).
 
+mod golden;
+
 use seattle_protocol::keys::{PublicKey, generate_keypair};
 use serde_json::Value;
 
-fn golden(name: &str) -> String {
-    let path = format!(
-        "{}/../../../shared/seattle-golden/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 #[test]
 fn every_state_key_gives_the_real_advertise_key() {
-    let text = golden("clearinghouse_state_keys.jsonl");
+    let text = golden::text("clearinghouse_state_keys.jsonl");
     let mut checked = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let entry: Value = serde_json::from_str(line).unwrap();
@@ -52,13 +46,14 @@ fn key_files_parse_with_or_without_trailing_newline() {
         "updatesite_other.publickey",
         "softwareupdater_production_publickey.txt",
     ] {
-        let text = golden(name);
+        let text = golden::text(name);
         let key = PublicKey::parse(&text).unwrap();
         assert_eq!(key.to_key_string(), text.trim());
         let with_newline = format!("{text}\n");
         assert_eq!(PublicKey::parse(&with_newline).unwrap(), key);
     }
-    let production = PublicKey::parse(&golden("softwareupdater_production_publickey.txt")).unwrap();
+    let production =
+        PublicKey::parse(&golden::text("softwareupdater_production_publickey.txt")).unwrap();
     // "4096-bit" in the docs; the modulus itself has 4095 bits.
     assert_eq!(production.bits(), 4095);
     assert!(production.e.bits() > 1000, "production e is huge");

@@ -1,44 +1,34 @@
 //! Metainfo files written by the real `writemetainfo.py` (golden files).
 
-use seattle_protocol::keys::{Exponent, PublicKey, generate_keypair_with};
+mod golden;
+
+use seattle_protocol::keys::{Exponent, generate_keypair_with};
 use seattle_protocol::metainfo::{self, FileEntry, Metainfo, VALIDITY_SECONDS};
-
-fn golden_bytes(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../shared/seattle-golden/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn key(name: &str) -> PublicKey {
-    PublicKey::parse(std::str::from_utf8(&golden_bytes(name)).unwrap()).unwrap()
-}
 
 // A moment when v1 and v2 are valid and `metainfo_expired` has expired.
 const NOW: f64 = 1795495300.0;
 
 #[test]
 fn site_v1_and_v2_verify() {
-    let trusted = key("updatesite_golden.publickey");
+    let trusted = golden::key("updatesite_golden.publickey");
     for name in ["metainfo_site_v1", "metainfo_site_v2"] {
-        let m = Metainfo::parse(&golden_bytes(name)).unwrap();
+        let m = Metainfo::parse(&golden::bytes(name)).unwrap();
         m.verify(&trusted, NOW).unwrap();
         assert_eq!(m.files.len(), 5, "{name}");
         let exp = m.expiration.unwrap();
         assert_eq!(exp - m.timestamp.unwrap(), VALIDITY_SECONDS);
         let sub = m.file("sub/data.txt").unwrap();
-        assert!(sub.matches(&golden_bytes("metainfo_site_sub_data.txt")));
+        assert!(sub.matches(&golden::bytes("metainfo_site_sub_data.txt")));
         assert!(!sub.matches(b"golden sub file?"));
         // Not valid for the production key.
-        let production = key("softwareupdater_production_publickey.txt");
+        let production = golden::key("softwareupdater_production_publickey.txt");
         assert_eq!(
             m.verify(&production, NOW).unwrap_err().reason(),
             "bad_signature"
         );
     }
-    let v1 = Metainfo::parse(&golden_bytes("metainfo_site_v1")).unwrap();
-    let v2 = Metainfo::parse(&golden_bytes("metainfo_site_v2")).unwrap();
+    let v1 = Metainfo::parse(&golden::bytes("metainfo_site_v1")).unwrap();
+    let v2 = Metainfo::parse(&golden::bytes("metainfo_site_v2")).unwrap();
     assert!(v2.timestamp > v1.timestamp);
     assert_ne!(
         v1.file("nmmain.py"),
@@ -50,10 +40,10 @@ fn site_v1_and_v2_verify() {
 
 #[test]
 fn expired_metainfo_is_expired() {
-    let m = Metainfo::parse(&golden_bytes("metainfo_expired")).unwrap();
+    let m = Metainfo::parse(&golden::bytes("metainfo_expired")).unwrap();
     assert!(m.self_signed_ok());
     let err = m
-        .verify(&key("updatesite_golden.publickey"), NOW)
+        .verify(&golden::key("updatesite_golden.publickey"), NOW)
         .unwrap_err();
     assert_eq!(err.reason(), "expired");
     assert!(m.seconds_until_expiry(NOW).unwrap() < 0.0);
@@ -61,28 +51,29 @@ fn expired_metainfo_is_expired() {
 
 #[test]
 fn other_key_is_a_bad_signature_for_both_trusted_keys() {
-    let m = Metainfo::parse(&golden_bytes("metainfo_signed_by_other_key")).unwrap();
+    let m = Metainfo::parse(&golden::bytes("metainfo_signed_by_other_key")).unwrap();
     for trusted in [
         "softwareupdater_production_publickey.txt",
         "updatesite_golden.publickey",
     ] {
         assert_eq!(
-            m.verify(&key(trusted), NOW).unwrap_err().reason(),
+            m.verify(&golden::key(trusted), NOW).unwrap_err().reason(),
             "bad_signature"
         );
     }
     // Positive control: it is a valid signature by the other key.
-    m.verify(&key("updatesite_other.publickey"), NOW).unwrap();
+    m.verify(&golden::key("updatesite_other.publickey"), NOW)
+        .unwrap();
 }
 
 #[test]
 fn tampered_listing_fails_verification() {
-    let text = String::from_utf8(golden_bytes("metainfo_site_v1")).unwrap();
+    let text = String::from_utf8(golden::bytes("metainfo_site_v1")).unwrap();
     let tampered = text.replacen(" 16\n", " 17\n", 1);
     assert_ne!(tampered, text);
     let m = Metainfo::parse(tampered.as_bytes()).unwrap();
     let err = m
-        .verify(&key("updatesite_golden.publickey"), NOW)
+        .verify(&golden::key("updatesite_golden.publickey"), NOW)
         .unwrap_err();
     assert_eq!(err.reason(), "bad_signature");
 }
@@ -108,7 +99,7 @@ fn written_metainfo_has_the_real_layout_and_verifies() {
     let (public, private) = generate_keypair_with(&mut rand::rng(), 1024, Exponent::F4).unwrap();
     let files = vec![
         FileEntry::for_content("repy.py", b"print 1\n"),
-        FileEntry::for_content("sub/data.txt", &golden_bytes("metainfo_site_sub_data.txt")),
+        FileEntry::for_content("sub/data.txt", &golden::bytes("metainfo_site_sub_data.txt")),
     ];
     let bytes = metainfo::write(&files, &public, &private, 1795495173.49).unwrap();
     let text = String::from_utf8(bytes.clone()).unwrap();

@@ -1,40 +1,17 @@
 //! Node-manager codecs and client replayed against bytes captured from the real node manager.
 
+mod golden;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine;
 use seattle_protocol::framing::{self, DEFAULT_MAX_PAYLOAD, Frame};
 use seattle_protocol::nodemanager::client::Client;
 use seattle_protocol::nodemanager::codec::{self, PublicCall, Request, Status};
 use seattle_protocol::nodemanager::{GetVessels, Resources, VesselStatus};
 use seattle_protocol::signeddata;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-fn golden_bytes(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../shared/seattle-golden/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn jsonl(name: &str) -> Vec<Value> {
-    String::from_utf8(golden_bytes(name))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn b64(v: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(v.as_str().unwrap())
-        .unwrap()
-}
 
 fn unframe(bytes: &[u8]) -> &[u8] {
     match framing::decode_frame(bytes, DEFAULT_MAX_PAYLOAD).unwrap() {
@@ -48,10 +25,10 @@ fn unframe(bytes: &[u8]) -> &[u8] {
 
 #[test]
 fn public_requests_are_byte_exact() {
-    let exchanges = jsonl("nodemanager_session_tcp.jsonl");
+    let exchanges = golden::jsonl("nodemanager_session_tcp.jsonl");
     let mut seen = 0;
     for ex in &exchanges {
-        let sent = b64(&ex["request_b64"]);
+        let sent = golden::base64(&ex["request_b64"]);
         let call = match unframe(&sent) {
             b"GetVessels" => PublicCall::GetVessels,
             b"GetVesselResources|v1" => PublicCall::GetVesselResources("v1".into()),
@@ -68,10 +45,10 @@ fn public_requests_are_byte_exact() {
 
 #[test]
 fn every_reply_splits_and_the_server_parser_agrees_with_the_real_answer() {
-    for ex in jsonl("nodemanager_session_tcp.jsonl") {
+    for ex in golden::jsonl("nodemanager_session_tcp.jsonl") {
         let desc = ex["description"].as_str().unwrap();
-        let request = b64(&ex["request_b64"]);
-        let response = b64(&ex["response_b64"]);
+        let request = golden::base64(&ex["request_b64"]);
+        let response = golden::base64(&ex["response_b64"]);
         let reply = codec::split_reply(unframe(&response)).unwrap();
         let text = String::from_utf8_lossy(reply.text);
         match codec::parse_request(unframe(&request)) {
@@ -92,7 +69,7 @@ fn every_reply_splits_and_the_server_parser_agrees_with_the_real_answer() {
 
 #[test]
 fn signed_public_call_is_an_unknown_call() {
-    for case in jsonl("nodemanager_extra_signed_cases.jsonl") {
+    for case in golden::jsonl("nodemanager_extra_signed_cases.jsonl") {
         let request = case["request"].as_str().unwrap().as_bytes();
         let response = case["response"].as_str().unwrap();
         match codec::parse_request(request) {
@@ -105,7 +82,7 @@ fn signed_public_call_is_an_unknown_call() {
 
 #[test]
 fn getvessels_golden_parses_to_the_readme_facts_and_reencodes_identically() {
-    let payload = golden_bytes("nodemanager_GetVessels_payload.txt");
+    let payload = golden::bytes("nodemanager_GetVessels_payload.txt");
     let reply = codec::split_reply(&payload).unwrap();
     assert_eq!(reply.status, Status::Success);
     let gv = GetVessels::parse(reply.text).unwrap();
@@ -116,7 +93,7 @@ fn getvessels_golden_parses_to_the_readme_facts_and_reencodes_identically() {
     let v3 = gv.vessel("v3").unwrap();
     assert_eq!(v3.status, VesselStatus::Terminated);
     assert_eq!(v3.owner_info, "golden owner info");
-    let guest1 = String::from_utf8(golden_bytes("nodemanager_guest1.publickey")).unwrap();
+    let guest1 = String::from_utf8(golden::bytes("nodemanager_guest1.publickey")).unwrap();
     assert_eq!(v3.user_keys, vec![guest1.clone()]);
     let v4 = gv.vessel("v4").unwrap();
     assert_eq!(v4.status, VesselStatus::Started);
@@ -128,7 +105,7 @@ fn getvessels_golden_parses_to_the_readme_facts_and_reencodes_identically() {
     // Encoder: same data → same bytes.
     assert_eq!(gv.encode_reply(), payload);
 
-    let affix = golden_bytes("nodemanager_getvessels_affix_payload.txt");
+    let affix = golden::bytes("nodemanager_getvessels_affix_payload.txt");
     let gv = GetVessels::parse(codec::split_reply(&affix).unwrap().text).unwrap();
     assert_eq!(gv.nodename, "127.0.0.1", "Nodename stays an IP with Affix");
     assert_eq!(gv.encode_reply(), affix);
@@ -137,11 +114,11 @@ fn getvessels_golden_parses_to_the_readme_facts_and_reencodes_identically() {
 #[test]
 fn every_captured_getvessels_reply_round_trips() {
     let mut n = 0;
-    for ex in jsonl("nodemanager_session_tcp.jsonl") {
-        if unframe(&b64(&ex["request_b64"])) != b"GetVessels" {
+    for ex in golden::jsonl("nodemanager_session_tcp.jsonl") {
+        if unframe(&golden::base64(&ex["request_b64"])) != b"GetVessels" {
             continue;
         }
-        let response = b64(&ex["response_b64"]);
+        let response = golden::base64(&ex["response_b64"]);
         let payload = unframe(&response);
         let gv = GetVessels::parse(codec::split_reply(payload).unwrap().text).unwrap();
         assert_eq!(gv.encode_reply(), payload);
@@ -152,7 +129,7 @@ fn every_captured_getvessels_reply_round_trips() {
 
 #[test]
 fn resource_files_parse() {
-    let payload = golden_bytes("nodemanager_GetVesselResources_v1_payload.txt");
+    let payload = golden::bytes("nodemanager_GetVesselResources_v1_payload.txt");
     let r = Resources::parse(codec::split_reply(&payload).unwrap().text).unwrap();
     assert_eq!(r.get("cpu"), Some(0.02));
     assert_eq!(r.get("memory"), Some(30_000_000.0));
@@ -173,7 +150,7 @@ fn resource_files_parse() {
         }
     );
 
-    let payload = golden_bytes("nodemanager_GetOffcutResources_payload.txt");
+    let payload = golden::bytes("nodemanager_GetOffcutResources_payload.txt");
     let r = Resources::parse(codec::split_reply(&payload).unwrap().text).unwrap();
     assert_eq!(r.get("cpu"), Some(0.002));
     assert_eq!(r.get("diskused"), Some(100_000.0));
@@ -202,14 +179,14 @@ async fn replay_server(response: Vec<u8>, expect_request: Option<Vec<u8>>) -> So
 async fn client_replays_the_captured_exchanges() {
     let client = Client::default();
     let t = Duration::from_secs(10);
-    for ex in jsonl("nodemanager_session_tcp.jsonl") {
-        let request = b64(&ex["request_b64"]);
-        let response = b64(&ex["response_b64"]);
+    for ex in golden::jsonl("nodemanager_session_tcp.jsonl") {
+        let request = golden::base64(&ex["request_b64"]);
+        let response = golden::base64(&ex["response_b64"]);
         let addr = replay_server(response.clone(), Some(request.clone())).await;
         let got = client.raw_call(addr, unframe(&request), t).await.unwrap();
         assert_eq!(got, unframe(&response));
     }
-    let gv_reply = golden_bytes("nodemanager_GetVessels_payload.txt");
+    let gv_reply = golden::bytes("nodemanager_GetVessels_payload.txt");
     let addr = replay_server(framing::encode_frame(&gv_reply), None).await;
     assert_eq!(client.get_vessels(addr, t).await.unwrap().vessels.len(), 10);
     let addr = replay_server(framing::encode_frame(b"No such vessel\nError"), None).await;
@@ -225,11 +202,11 @@ async fn raw_probe_answers_become_typed_errors() {
     let client = Client::default();
     let t = Duration::from_secs(10);
     // The real node manager's answer to a bad request is a close with 0 bytes.
-    for probe in jsonl("nodemanager_raw_probes.jsonl") {
+    for probe in golden::jsonl("nodemanager_raw_probes.jsonl") {
         let Some(received) = probe.get("received_b64") else {
             continue;
         };
-        let received = b64(received);
+        let received = golden::base64(received);
         let addr = replay_server(received.clone(), None).await;
         let result = client.raw_call(addr, b"GetVessels", t).await;
         if received.is_empty() {
@@ -290,7 +267,7 @@ async fn never_more_than_four_connections_to_one_node() {
     let addr = listener.local_addr().unwrap();
     let open = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let reply = framing::encode_frame(&golden_bytes("nodemanager_GetVessels_payload.txt"));
+    let reply = framing::encode_frame(&golden::bytes("nodemanager_GetVessels_payload.txt"));
     let (o, p) = (open.clone(), peak.clone());
     tokio::spawn(async move {
         loop {
@@ -330,7 +307,7 @@ async fn a_slot_is_kept_until_the_node_closes() {
     let addr = listener.local_addr().unwrap();
     let open = Arc::new(AtomicUsize::new(0));
     let refused = Arc::new(AtomicUsize::new(0));
-    let reply = framing::encode_frame(&golden_bytes("nodemanager_GetVessels_payload.txt"));
+    let reply = framing::encode_frame(&golden::bytes("nodemanager_GetVessels_payload.txt"));
     let (o, r) = (open.clone(), refused.clone());
     tokio::spawn(async move {
         loop {

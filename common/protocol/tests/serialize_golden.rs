@@ -1,28 +1,10 @@
 //! `serialize` (SEATTLE.md A.2) against the real encoder's and decoder's outputs.
 
-use base64::Engine;
+mod golden;
+
 use num_bigint::BigInt;
 use proptest::prelude::*;
 use seattle_protocol::serialize::{Value, decode, encode};
-
-fn lines(name: &str) -> Vec<serde_json::Value> {
-    let path = format!(
-        "{}/../../../shared/seattle-golden/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
-}
-
-fn b64(v: &serde_json::Value, field: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(v[field].as_str().unwrap_or(""))
-        .expect("base64")
-}
 
 /// Every value the real encoder wrote: our decode gives the value the real decoder gave (same
 /// repr), and our encode of it gives the real bytes.
@@ -30,7 +12,7 @@ fn b64(v: &serde_json::Value, field: &str) -> Vec<u8> {
 fn all_golden_values_decode_and_reencode_exactly() {
     let mut encoded = 0;
     let mut type_errors = 0;
-    for rec in lines("serialize_values.jsonl") {
+    for rec in golden::jsonl("serialize_values.jsonl") {
         let repr = rec["value"].as_str().unwrap_or("");
         if rec.get("error").is_some() {
             // unicode / object: not representable in `Value` at all.
@@ -38,7 +20,7 @@ fn all_golden_values_decode_and_reencode_exactly() {
             type_errors += 1;
             continue;
         }
-        let bytes = b64(&rec, "bytes_b64");
+        let bytes = golden::b64(&rec, "bytes_b64");
         let value = decode(&bytes).unwrap_or_else(|e| panic!("{repr}: {e}"));
         assert_eq!(
             value.py_repr(),
@@ -59,10 +41,10 @@ fn all_golden_values_decode_and_reencode_exactly() {
 /// Hand-made inputs: we accept exactly what the real decoder accepted, with the same result.
 #[test]
 fn edge_cases_accepted_or_rejected_like_the_real_decoder() {
-    let cases = lines("deserialize_edge_cases.jsonl");
+    let cases = golden::jsonl("deserialize_edge_cases.jsonl");
     assert!(cases.len() >= 30);
     for rec in cases {
-        let bytes = b64(&rec, "bytes_b64");
+        let bytes = golden::b64(&rec, "bytes_b64");
         let shown = String::from_utf8_lossy(&bytes).into_owned();
         match (decode(&bytes), rec.get("result_repr")) {
             (Ok(v), Some(expected)) => {

@@ -1,36 +1,26 @@
 //! Signed data against blocks made by the real `signeddata_signdata` (golden files).
 
-use seattle_protocol::keys::{Exponent, PublicKey, generate_keypair_with};
+mod golden;
+
+use seattle_protocol::keys::{Exponent, generate_keypair_with};
 use seattle_protocol::signeddata::{self, Sequence, SignedDataError, py2_float_str, sign};
-
-fn golden_bytes(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../shared/seattle-golden/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn golden_key(name: &str) -> PublicKey {
-    PublicKey::parse(std::str::from_utf8(&golden_bytes(name)).unwrap()).unwrap()
-}
 
 #[test]
 fn real_signed_request_verifies() {
-    let bytes = golden_bytes("nodemanager_signed_request_ListFilesInVessel_payload.txt");
+    let bytes = golden::bytes("nodemanager_signed_request_ListFilesInVessel_payload.txt");
     let sd = signeddata::parse(&bytes).unwrap();
     assert_eq!(sd.data, b"ListFilesInVessel|v3");
-    assert_eq!(sd.public_key, golden_key("nodemanager_guest0.publickey"));
+    assert_eq!(sd.public_key, golden::key("nodemanager_guest0.publickey"));
     assert_eq!(sd.timestamp_text, "1795495090.79");
     assert_eq!(sd.timestamp, Some(1795495090.79));
     assert_eq!(sd.expiration, Some(1795498685.79));
     assert_eq!(sd.sequence, None);
     assert_eq!(sd.destination, Some("65537 747340318809666290119336386599"));
     sd.verify().unwrap();
-    sd.verify_with(&golden_key("nodemanager_guest0.publickey"))
+    sd.verify_with(&golden::key("nodemanager_guest0.publickey"))
         .unwrap();
     assert_eq!(
-        sd.verify_with(&golden_key("nodemanager_guest1.publickey")),
+        sd.verify_with(&golden::key("nodemanager_guest1.publickey")),
         Err(SignedDataError::UntrustedKey)
     );
     sd.check_destination("65537 747340318809666290119336386599")
@@ -48,7 +38,7 @@ fn real_signed_request_verifies() {
 
 #[test]
 fn altering_any_signed_byte_breaks_the_real_signature() {
-    let bytes = golden_bytes("nodemanager_signed_request_ListFilesInVessel_payload.txt");
+    let bytes = golden::bytes("nodemanager_signed_request_ListFilesInVessel_payload.txt");
     // Body changed after signing: v3 -> v4 (golden conn 31 is exactly this).
     let altered = String::from_utf8(bytes.clone())
         .unwrap()
@@ -66,7 +56,7 @@ fn altering_any_signed_byte_breaks_the_real_signature() {
 
 #[test]
 fn extra_signed_cases_parse_and_verify() {
-    let text = String::from_utf8(golden_bytes("nodemanager_extra_signed_cases.jsonl")).unwrap();
+    let text = String::from_utf8(golden::bytes("nodemanager_extra_signed_cases.jsonl")).unwrap();
     let mut n = 0;
     for line in text.lines().filter(|l| !l.is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -110,7 +100,7 @@ fn sign_then_verify_with_a_small_multi_chunk_key() {
 fn resigning_the_golden_layout_reproduces_it_up_to_the_signature() {
     // Our block layout must equal the real one byte for byte; only the signature differs
     // because we do not hold guest0's private key.
-    let bytes = golden_bytes("nodemanager_signed_request_ListFilesInVessel_payload.txt");
+    let bytes = golden::bytes("nodemanager_signed_request_ListFilesInVessel_payload.txt");
     let sd = signeddata::parse(&bytes).unwrap();
     let mut rng = rand::rng();
     let (_, private) = generate_keypair_with(&mut rng, 512, Exponent::F4).unwrap();

@@ -1,20 +1,14 @@
 //! vesselinfo files written by the real Custom Installer Builder (golden files).
 
+mod golden;
+
 use proptest::prelude::*;
 use seattle_protocol::keys::PublicKey;
 use seattle_protocol::vesselinfo::{VesselInfo, VesselSpec};
 use serde_json::Value;
 
-fn golden_bytes(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../shared/seattle-golden/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 fn state_key(state: &str, clearinghouse: &str) -> PublicKey {
-    let text = String::from_utf8(golden_bytes("clearinghouse_state_keys.jsonl")).unwrap();
+    let text = String::from_utf8(golden::bytes("clearinghouse_state_keys.jsonl")).unwrap();
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         if v["state"].as_str().unwrap().starts_with(state)
@@ -32,12 +26,12 @@ fn v2_key() -> PublicKey {
 
 #[test]
 fn clearinghouse_donation_layout() {
-    let bytes = golden_bytes("vesselinfo_clearinghouse_donation");
+    let bytes = golden::bytes("vesselinfo_clearinghouse_donation");
     let vi = VesselInfo::parse(&bytes).unwrap();
     assert_eq!(vi.vessels.len(), 2);
     // The CIB call's `owner` public key was guest0's; the user is production acceptdonation.
     let donor = PublicKey::parse(
-        std::str::from_utf8(&golden_bytes("nodemanager_guest0.publickey")).unwrap(),
+        std::str::from_utf8(&golden::bytes("nodemanager_guest0.publickey")).unwrap(),
     )
     .unwrap();
     let first = &vi.vessels[0];
@@ -58,7 +52,7 @@ fn clearinghouse_donation_layout() {
 
 #[test]
 fn two_vessel_layout() {
-    let bytes = golden_bytes("vesselinfo_two_vessels");
+    let bytes = golden::bytes("vesselinfo_two_vessels");
     let vi = VesselInfo::parse(&bytes).unwrap();
     let percents: Vec<u32> = vi.vessels.iter().map(|v| v.percent).collect();
     assert_eq!(percents, [60, 20, 20]);
