@@ -284,11 +284,7 @@ impl ProcessCollector {
                 }
             }
             if m.needs_cmdline() {
-                let cmd = cmdline.get_or_insert_with(|| {
-                    reader
-                        .cmdline(stat.pid)
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                });
+                let cmd = cmdline.get_or_insert_with(|| read_cmdline(reader, stat));
                 let Some(cmd) = cmd.as_deref() else {
                     continue;
                 };
@@ -424,6 +420,25 @@ pub fn encode(groups: &[GroupSnapshot], registry: &mut Registry) {
         "1 if the configured TCP address accepts connections",
         listening,
     );
+}
+
+/// How often, and how far apart, a command line read mid-exec is read again.
+const MID_EXEC_RETRIES: u32 = 10;
+const MID_EXEC_PAUSE: Duration = Duration::from_micros(100);
+
+/// The command line. A process caught in `exec` (its new memory map has no arguments yet:
+/// `arg_start` 0 and an empty command line) has them microseconds later: read again a few times
+/// rather than miss it until the next scrape. Other processes are read once.
+fn read_cmdline(reader: &mut ProcReader, stat: &Stat<'_>) -> Option<String> {
+    for _ in 0..MID_EXEC_RETRIES {
+        match reader.cmdline(stat.pid) {
+            Some([]) if stat.arg_start == 0 => std::thread::sleep(MID_EXEC_PAUSE),
+            read => return read.map(|b| String::from_utf8_lossy(b).into_owned()),
+        }
+    }
+    reader
+        .cmdline(stat.pid)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 #[cfg(test)]
